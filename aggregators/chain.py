@@ -1,0 +1,69 @@
+"""A chain of pre-aggregation steps in front of one rule, e.g. ``"nnm>krum"``.
+
+Each step maps [n, d] to [n', d] and reports the (n', f') the next step sees,
+the way optax chains gradient transformations; the chain behaves like a rule.
+"""
+from __future__ import annotations
+
+import torch
+
+from aggregators.base import PreAggregation, Rule
+from experiments.tools import UserException
+
+__all__ = ["Chain"]
+
+
+class Chain(Rule):
+    """Pre-aggregation steps followed by a rule, with the interface of a rule."""
+
+    name = "chain"
+
+    def __init__(self, steps: list[PreAggregation], rule: Rule, generator: torch.Generator | None) -> None:
+        self.steps = list(steps)
+        self.rule = rule
+        self.generator = generator
+        self._given = {}
+
+    @property
+    def spec(self) -> str:
+        return ">".join(step.spec for step in [*self.steps, self.rule])
+
+    def check(self, n: int, f: int) -> None:
+        n_in, f_in = n, f
+        for position, step in enumerate([*self.steps, self.rule]):
+            unmet = step.unmet(n, f)
+            if unmet is not None:
+                where = ""
+                if position:
+                    before = ">".join(s.spec for s in self.steps[:position])
+                    where = f" after {before} (which received n = {n_in}, f = {f_in})"
+                raise UserException(f"{step.spec} in {self.spec!r} requires {unmet}, "
+                                    f"got n = {n}, f = {f}{where}.")
+            if position < len(self.steps):
+                n, f = step.output_size(n, f)
+
+    def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
+        for step in self.steps:
+            _, f_next = step.output_size(gradients.shape[0], f)
+            gradients, f = step.transform(gradients, f), f_next
+        return self.rule.aggregate(gradients, f)
+
+    def reset(self) -> None:
+        for step in [*self.steps, self.rule]:
+            step.reset()
+
+    def generators(self) -> list[torch.Generator]:
+        found: list[torch.Generator] = []
+        for step in [*self.steps, self.rule]:
+            if step.generator is not None and all(step.generator is not g for g in found):
+                found.append(step.generator)
+        return found
+
+    def state_dict(self) -> dict[str, object]:
+        gens = self.generators()
+        return {"spec": self.spec, "generator": gens[0].get_state() if gens else None,
+                "steps": [step.own_state() for step in [*self.steps, self.rule]]}
+
+    def _load_steps(self, states: list[dict[str, object]]) -> None:
+        for step, state in zip([*self.steps, self.rule], states):
+            step.load_own_state(state)

@@ -1,0 +1,1 @@
+"""Pre-aggregation steps, one per module, registered at import."""

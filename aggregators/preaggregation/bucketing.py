@@ -1,0 +1,43 @@
+"""Bucketing (Karimireddy, He & Jaggi, ICLR 2022, "Byzantine-robust learning on heterogeneous datasets via bucketing").
+
+The vectors are randomly permuted and split into ceil(n/s) buckets of s
+consecutive vectors (the last one may be smaller); each bucket is replaced by
+its mean. A Byzantine vector contaminates only its own bucket, so the next rule
+sees n' = ceil(n/s) vectors of which at most f' = min(f, n') are Byzantine (the
+paper's bound: the Byzantine fraction grows from f/n to at most s f/n).
+Randomised (seeded by the rule's generator).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from aggregators.base import PreAggregation, register
+from aggregators.distances import combine
+from experiments.tools import UserException
+
+
+@register("bucketing")
+class Bucketing(PreAggregation):
+    """Average random buckets of s vectors; the next rule sees ceil(n/s) vectors (Karimireddy et al. 2022)."""
+
+    randomised = True
+    s: int = 2
+
+    def validate(self) -> None:
+        if self.s < 1:
+            raise UserException(f"bucketing needs s >= 1, got s = {self.s}.")
+
+    def output_size(self, n: int, f: int) -> tuple[int, int]:
+        buckets = math.ceil(n / self.s)
+        return buckets, min(f, buckets)
+
+    def transform(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
+        n = gradients.shape[0]
+        perm = torch.randperm(n, generator=self.generator, device=self.generator.device).to(gradients.device)
+        bucket = torch.arange(n, device=gradients.device) // self.s
+        sizes = torch.bincount(bucket).to(gradients.dtype)
+        weights = torch.zeros(math.ceil(n / self.s), n, dtype=gradients.dtype, device=gradients.device)
+        weights[bucket, perm] = 1.0 / sizes[bucket]
+        return combine(weights, gradients)

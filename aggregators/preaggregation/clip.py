@@ -1,0 +1,36 @@
+"""Static norm clipping: each vector is scaled to norm at most tau, x_i min(1, tau / |x_i|).
+
+The next rule still sees (n, f). A non-finite vector has no direction: its
+output row is NaN (the next rule treats it as infinitely far).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from aggregators.base import PreAggregation, register
+from aggregators.distances import squared_distances_to
+from experiments.tools import UserException
+
+
+@register("clip")
+class Clip(PreAggregation):
+    """Scale every vector to Euclidean norm at most tau (static clipping)."""
+
+    tau: float = 1.0
+
+    def validate(self) -> None:
+        if not self.tau > 0:
+            raise UserException(f"clip needs tau > 0, got tau = {self.tau}.")
+
+    def transform(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
+        return clip_to(gradients, squared_distances_to(gradients).sqrt(), self.tau)
+
+
+def clip_to(gradients: torch.Tensor, norms: torch.Tensor, threshold: float | torch.Tensor) -> torch.Tensor:
+    """Each row scaled by min(1, threshold / norm); rows with infinite norm become NaN."""
+    finite = torch.isfinite(norms)
+    scale = (threshold / norms).clamp(max=1.0)
+    scale = torch.where(finite, scale, math.nan).to(gradients.dtype)
+    return gradients * scale[:, None]

@@ -1,0 +1,1 @@
+"""Aggregation rules, one per module, registered at import."""

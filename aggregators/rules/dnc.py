@@ -1,0 +1,65 @@
+"""Divide-and-Conquer, DnC (Shejwalkar & Houmansadr, NDSS 2021, "Manipulating the Byzantine").
+
+``niters`` times: draw b random coordinates, centre the n sub-vectors, score
+each by its squared projection on the top singular direction, and keep the
+n - floor(c f) lowest scores; output the mean of the vectors kept every time.
+The top direction comes from the n x n Gram matrix of the centred sub-vectors.
+Randomised (seeded by the rule's generator). Requires n >= 2f + 1.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from aggregators.base import Rule, register
+from aggregators.distances import finite_rows, weighted_mean
+from experiments.tools import UserException
+
+
+@register("dnc")
+class DivideAndConquer(Rule):
+    """Keep the vectors least aligned with the top singular direction of random coordinate subsets (Shejwalkar & Houmansadr 2021)."""
+
+    randomised = True
+    niters: int = 1
+    b: int = 10000
+    c: float = 1.0
+
+    def validate(self) -> None:
+        if self.niters < 1 or self.b < 1 or self.c < 0:
+            raise UserException(f"dnc needs niters >= 1, b >= 1 and c >= 0, got {self.spec}.")
+
+    def requirement(self, n: int, f: int) -> str | None:
+        if n < 2 * f + 1:
+            return "n >= 2f + 1"
+        return None if math.floor(self.c * f) < n else f"floor(c f) < n (c = {self.c})"
+
+    def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
+        n, d = gradients.shape
+        good = finite_rows(gradients)
+        kept = good.clone()
+        for _ in range(self.niters):
+            kept &= dnc_keep(self.subsample(gradients), good, n - math.floor(self.c * f))
+        return weighted_mean(kept.to(gradients.dtype) / kept.sum(), gradients, good)
+
+    def subsample(self, gradients: torch.Tensor) -> torch.Tensor:
+        """The gradients restricted to b random coordinates (all when b >= d)."""
+        d = gradients.shape[1]
+        if self.b >= d:
+            return gradients
+        index = torch.randperm(d, generator=self.generator, device=self.generator.device)[:self.b]
+        return gradients[:, index.to(gradients.device)]
+
+
+def dnc_keep(sub: torch.Tensor, good: torch.Tensor, keep: int) -> torch.Tensor:
+    """Boolean [n]: the ``keep`` rows with the smallest squared projection on the top direction."""
+    rows = sub[good].double()
+    rows = rows / rows.abs().max().clamp(min=torch.finfo(rows.dtype).tiny)  # scale-free, never overflows
+    centred = rows - rows.mean(dim=0)
+    values, vectors = torch.linalg.eigh(centred @ centred.T)
+    scores = torch.full((sub.shape[0],), math.inf, dtype=torch.float64, device=sub.device)
+    scores[good] = values[-1].clamp(min=0) * vectors[:, -1].square()  # (centred_i . v)^2 = s^2 u_i^2
+    out = torch.zeros(sub.shape[0], dtype=torch.bool, device=sub.device)
+    out[scores.topk(min(keep, sub.shape[0]), largest=False).indices] = True
+    return out & good

@@ -1,0 +1,23 @@
+"""Phocas (Xie, Koyejo & Gupta, 2018, "Phocas: dimensional Byzantine-resilient stochastic gradient descent").
+
+Each coordinate is the mean of the n - f values closest to the coordinate's
+trimmed mean (f trimmed on each side). Requires n >= 2f + 1.
+"""
+from __future__ import annotations
+
+import torch
+
+from aggregators.base import Rule, register
+from aggregators.coordinatewise import sort_rows, sorted_mean_of_closest, sorted_trimmed_mean
+
+
+@register("phocas")
+class Phocas(Rule):
+    """Per coordinate, the mean of the n-f values closest to the trimmed mean (Xie et al. 2018)."""
+
+    def requirement(self, n: int, f: int) -> str | None:
+        return None if n >= 2 * f + 1 else "n >= 2f + 1"
+
+    def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
+        s = sort_rows(gradients)
+        return sorted_mean_of_closest(s, sorted_trimmed_mean(s, f), gradients.shape[0] - f)

@@ -1,0 +1,20 @@
+"""Where datasets live by default."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["ENV_DATA", "default_root"]
+
+ENV_DATA = "BYZSIM_DATA"
+_CACHE = Path("~/.cache/byzsim/data")
+
+
+def default_root() -> Path:
+    """`$BYZSIM_DATA` if set, else ``~/.cache/byzsim/data`` if it exists, else the temp dir."""
+    env = os.environ.get(ENV_DATA)
+    if env:
+        return Path(env).expanduser()
+    cache = _CACHE.expanduser()
+    return cache if cache.is_dir() else Path(tempfile.gettempdir())

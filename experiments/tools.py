@@ -1,0 +1,35 @@
+"""Errors a user can cause, shared by every byzsim package.
+
+`UserException` carries one clear sentence for the user; the `byzsim` command
+prints it without a traceback. `UnavailableException` is raised for unknown
+names and lists what is available, suggesting close matches.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["UserException", "UnavailableException"]
+
+
+class UserException(Exception):
+    """An error caused by the user's input (bad name, bad n/f, bad file...)."""
+
+
+class UnavailableException(UserException):
+    """An unknown name was asked for; the message lists the available ones.
+
+    Args:
+        kind: what was looked up, e.g. ``"aggregator"``.
+        name: the unknown name.
+        available: every valid name.
+    """
+
+    def __init__(self, kind: str, name: object, available: Iterable[str]):
+        self.kind = kind
+        self.name = name
+        self.available = sorted(set(available))
+        close = difflib.get_close_matches(str(name), self.available, n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        listing = ", ".join(self.available) if self.available else "(none)"
+        super().__init__(f"Unknown {kind} {name!r}.{hint} Available: {listing}.")

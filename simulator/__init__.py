@@ -1,0 +1,11 @@
+"""byzsim's simulator: the training loop under attack, its results and its command.
+
+    from simulator import Config, run
+    result = run(Config(dataset="digits", aggregator="krum", attack="alie",
+                        nb_workers=25, nb_decl_byz=5, steps=300))
+    result.summary["final_accuracy"]
+"""
+from simulator.config import Config
+from simulator.run import RunResult, load_result, run
+
+__all__ = ["Config", "RunResult", "load_result", "run"]

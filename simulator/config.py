@@ -1,0 +1,179 @@
+"""One run's configuration: a JSON-serialisable dataclass with a stable run id.
+
+Field names are the `byzsim train` flags with `_` for `-`; each field's help
+text is the flag's `--help`. `Config.validate()` checks what can be checked
+without building anything (numbers, choices); names of rules, attacks,
+datasets and models are checked when the run is built.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from experiments.tools import UserException
+
+MOMENTUM_PLACEMENTS = ("worker", "server", "update")
+
+# Default model for each dataset when `model` is left empty.
+DEFAULT_MODELS = {
+    "digits": "simples-digits",
+    "mnist": "simples-conv",
+    "fashionmnist": "simples-conv",
+    "cifar10": "simples-cifar",
+}
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field carrying its CLI help text."""
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class Config:
+    """Everything that defines one simulated training run."""
+
+    # Data and model
+    dataset: str = _f("digits", "dataset name (see `byzsim list`)")
+    data_root: str | None = _f(None, "folder holding the dataset files (default: BYZSIM_DATA or the standard places)")
+    model: str | None = _f(None, "model name (default: the dataset's default model)")
+    model_args: dict = _f({}, "keyword arguments of the model constructor (JSON or k=v,k=v)")
+    loss: str = _f("crossentropy", "training loss: crossentropy or nll")
+    # Workers
+    nb_workers: int = _f(11, "total number of workers n (honest + Byzantine)")
+    nb_decl_byz: int = _f(2, "declared number of Byzantine workers f, as the aggregator is told")
+    nb_real_byz: int | None = _f(None, "real number of attacking workers (default: the declared number)")
+    # Defence and attack
+    aggregator: str = _f("average", 'aggregator spec, e.g. "krum", "nnm>krum", "bucketing(s=2)>cclip(tau=10)"')
+    aggregator_args: dict = _f({}, "keyword parameters of the last rule of the chain (JSON or k=v,k=v)")
+    attack: str = _f("none", "attack name (see `byzsim list`)")
+    attack_args: dict = _f({}, "keyword parameters of the attack (JSON or k=v,k=v)")
+    # Optimisation
+    batch_size: int = _f(32, "mini-batch size of each worker")
+    test_batch_size: int = _f(1024, "batch size used to evaluate on the whole test set")
+    steps: int = _f(300, "number of training steps")
+    lr: float = _f(0.1, "initial learning rate")
+    lr_schedule: str = _f("constant", "learning-rate schedule: constant, inverse, step or cosine")
+    lr_decay: float = _f(5000.0, "inverse schedule: lr / (1 + t / lr_decay)")
+    lr_decay_delta: int = _f(1, "inverse schedule: recompute the rate every this many steps")
+    lr_milestones: list = _f([], "step schedule: steps at which the rate is multiplied by lr_gamma")
+    lr_gamma: float = _f(0.1, "step schedule: factor applied at each milestone")
+    lr_min: float = _f(0.0, "cosine schedule: final learning rate")
+    momentum: float = _f(0.0, "momentum factor (0 disables it)")
+    momentum_at: str = _f("update", "where momentum is applied: worker, server or update")
+    dampening: float = _f(0.0, "momentum dampening")
+    nesterov: bool = _f(False, "use Nesterov momentum")
+    weight_decay: float = _f(0.0, "weight decay applied by the server at the update")
+    l2: float = _f(0.0, "l2 regularisation: honest workers add l2 * params to their gradients")
+    clip: float | None = _f(None, "clip each honest worker's gradient to this l2 norm")
+    # Heterogeneity
+    heterogeneity: str = _f("iid", "data split across workers: iid, dirichlet, extreme or gamma")
+    alpha: float = _f(1.0, "dirichlet heterogeneity: concentration (smaller is more heterogeneous)")
+    gamma: float = _f(0.5, "gamma heterogeneity: fraction of the data split iid")
+    # Bookkeeping
+    eval_every: int = _f(50, "evaluate on the whole test set every this many steps (and at the first and last)")
+    checkpoint_every: int = _f(100, "write a resumable checkpoint every this many steps")
+    seed: int = _f(1, "seed of every random generator of the run")
+    device: str = _f("cpu", 'torch device, e.g. "cpu", "cuda", "cuda:1"')
+    engine: str = _f("auto", "gradient engine: auto, vmap or loop")
+    chunk_size: int | None = _f(None, "vmap engine: workers per batched pass (default: all)")
+    output: str = _f("results/runs", "folder under which the run's folder is created")
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def real_byz(self) -> int:
+        """Number of workers that really attack."""
+        return self.nb_decl_byz if self.nb_real_byz is None else self.nb_real_byz
+
+    @property
+    def nb_honest(self) -> int:
+        return self.nb_workers - self.real_byz
+
+    @property
+    def model_name(self) -> str:
+        if self.model:
+            return self.model
+        if self.dataset not in DEFAULT_MODELS:
+            raise UserException(f"Dataset {self.dataset!r} has no default model: pass --model.")
+        return DEFAULT_MODELS[self.dataset]
+
+    def run_id(self) -> str:
+        """Readable slug plus a hash of every field that changes the result."""
+        data = self.to_dict()
+        for key in ("output", "device", "engine", "chunk_size", "checkpoint_every", "data_root"):
+            data.pop(key)
+        digest = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+        slug = f"{self.dataset}-{self.aggregator}-{self.attack}-f{self.real_byz}-s{self.seed}"
+        return re.sub(r"[^A-Za-z0-9._=-]+", "_", slug) + "-" + digest
+
+    def folder(self) -> Path:
+        return Path(self.output) / self.run_id()
+
+    # ------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Config":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise UserException(f"Unknown configuration field(s): {', '.join(unknown)}.")
+        return cls(**data).validate()
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise UserException(f"Configuration file {str(path)!r} does not exist.") from None
+        except json.JSONDecodeError as err:
+            raise UserException(f"Configuration file {str(path)!r} is not valid JSON: {err}.") from None
+        if not isinstance(data, dict):
+            raise UserException(f"Configuration file {str(path)!r} must hold a JSON object.")
+        return cls.from_dict(data)
+
+    # --------------------------------------------------------------- validation
+    def validate(self) -> "Config":
+        """Check numbers and choices; raise UserException on the first problem."""
+        checks = [
+            (self.nb_workers >= 1, "nb_workers must be at least 1"),
+            (self.nb_decl_byz >= 0, "nb_decl_byz must be non-negative"),
+            (self.real_byz >= 0, "nb_real_byz must be non-negative"),
+            (self.nb_decl_byz < self.nb_workers, f"nb_decl_byz ({self.nb_decl_byz}) must be below nb_workers ({self.nb_workers})"),
+            (self.real_byz < self.nb_workers, f"the real number of Byzantine workers ({self.real_byz}) must be below nb_workers ({self.nb_workers})"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.test_batch_size >= 1, "test_batch_size must be at least 1"),
+            (self.steps >= 1, "steps must be at least 1"),
+            (self.lr > 0, "lr must be positive"),
+            (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
+            (0 <= self.dampening <= 1, "dampening must be in [0, 1]"),
+            (self.momentum_at in MOMENTUM_PLACEMENTS, f"momentum_at must be one of {', '.join(MOMENTUM_PLACEMENTS)}"),
+            (not self.nesterov or self.momentum > 0, "nesterov needs a positive momentum"),
+            (self.weight_decay >= 0, "weight_decay must be non-negative"),
+            (self.l2 >= 0, "l2 must be non-negative"),
+            (self.clip is None or self.clip > 0, "clip must be positive"),
+            (self.alpha > 0, "alpha must be positive"),
+            (0 <= self.gamma <= 1, "gamma must be in [0, 1]"),
+            (self.eval_every >= 1, "eval_every must be at least 1"),
+            (self.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
+            (self.lr_decay > 0, "lr_decay must be positive"),
+            (self.lr_decay_delta >= 1, "lr_decay_delta must be at least 1"),
+            (self.chunk_size is None or self.chunk_size >= 1, "chunk_size must be at least 1"),
+            (self.loss in ("crossentropy", "nll"), "loss must be crossentropy or nll"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserException(f"Invalid configuration: {message}.")
+        for name in ("model_args", "aggregator_args", "attack_args"):
+            if not isinstance(getattr(self, name), dict):
+                raise UserException(f"Invalid configuration: {name} must be a mapping.")
+        if not isinstance(self.lr_milestones, list) or not all(isinstance(m, int) and m > 0 for m in self.lr_milestones):
+            raise UserException("Invalid configuration: lr_milestones must be a list of positive step numbers.")
+        return self

@@ -1,0 +1,134 @@
+"""What every gradient engine shares.
+
+An engine turns stacked per-worker batches (inputs [k, b, *shape], labels
+[k, b]) into per-worker flat gradients [k, d] (in the order of `model.get()`)
+and per-worker mean losses [k], at the model's current parameters, in
+training mode. Two rules hold for every engine:
+
+- Batch-norm running statistics: each worker's batch updates its own copy of
+  the running buffers, starting from the same values; with
+  ``update_buffers=True`` the module's buffers become the average of the k
+  updated copies (integer counters advance once), so one call moves the
+  running statistics once, from all k workers. With ``update_buffers=False``
+  the buffers are left untouched (the run loop uses it for Byzantine batches).
+- Randomness (dropout): the engine owns a CPU `torch.Generator` seeded from
+  `seed`. Each call draws one seed from it, seeds the global RNG of the
+  model's device with it inside `torch.random.fork_rng`, and restores the
+  global state afterwards, so the same seed gives the same dropout masks and
+  the caller's global RNG is never changed. Its state is in `state_dict()`.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+
+from experiments.tools import UserException
+
+__all__ = ["Engine", "LossFn", "module_of", "flat_parameter_names", "seeded_global_rng"]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class Engine:
+    """Per-worker gradients of one shared model; subclasses implement `_compute`."""
+
+    name: str = "engine"
+
+    def __init__(self, model, loss_fn: LossFn, *, chunk_size: int | None = None, seed: int = 0) -> None:
+        if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
+                                       or chunk_size < 1):
+            raise UserException(f"The engine chunk size must be a positive integer, got {chunk_size!r}.")
+        self.model, self.loss_fn, self.chunk_size = model, loss_fn, chunk_size
+        self.module = module_of(model)
+        self.dimension = sum(p.numel() for p in self.module.parameters())
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def gradients(self, inputs: torch.Tensor, targets: torch.Tensor, *,
+                  update_buffers: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat gradients [k, d] and mean losses [k] of k workers' batches ([k, b, *shape], [k, b])."""
+        if inputs.dim() < 2 or targets.dim() < 2 or inputs.shape[:2] != targets.shape[:2]:
+            raise UserException("Engine inputs must be stacked as [workers, batch, ...] with labels [workers, batch].")
+        seed = int(torch.randint(2**62, (1,), generator=self.generator))
+        was_training = self.module.training
+        self.module.train()
+        try:
+            return self._compute(inputs, targets, update_buffers=update_buffers, seed=seed)
+        finally:
+            self.module.train(was_training)
+
+    def _compute(self, inputs: torch.Tensor, targets: torch.Tensor, *, update_buffers: bool,
+                 seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """The engine's generator state: a resumed run draws the same dropout masks."""
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+
+def module_of(model) -> torch.nn.Module:
+    """The plain `torch.nn.Module` of an `experiments.Model` (or the module itself)."""
+    module = model if isinstance(model, torch.nn.Module) else getattr(model, "module", None)
+    if not isinstance(module, torch.nn.Module):
+        raise UserException(f"An engine needs an experiments.Model or a torch.nn.Module, got {type(model).__name__}.")
+    if next(module.parameters(), None) is None:
+        raise UserException("The model has no parameters to compute gradients for.")
+    return module
+
+
+def flat_parameter_names(model) -> list[str]:
+    """Parameter names in the order of the model's flat vector `model.get()`.
+
+    The parameters of an `experiments.Model` are views into the flat vector: their
+    storage offsets give the order. A plain module uses `named_parameters()` order.
+    """
+    module = module_of(model)
+    named = list(module.named_parameters())
+    flat = model.get() if hasattr(model, "get") else None
+    if flat is None:
+        return [name for name, _ in named]
+    size = flat.element_size()
+    offsets = {name: (p.data_ptr() - flat.data_ptr()) // size for name, p in named}
+    order = sorted(named, key=lambda item: offsets[item[0]])
+    expected = 0
+    for name, p in order:
+        if offsets[name] != expected:
+            raise UserException("The model's parameters are not laid out contiguously in its flat vector.")
+        expected += p.numel()
+    if expected != flat.numel():
+        raise UserException("The model's flat vector does not hold exactly its parameters.")
+    return [name for name, _ in order]
+
+
+@contextlib.contextmanager
+def seeded_global_rng(device: torch.device, seed: int) -> Iterator[None]:
+    """Seed the global RNG of `device` (and the CPU's) for the block, then restore both."""
+    forked = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=forked):
+        torch.default_generator.manual_seed(seed)
+        if device.type == "cuda":
+            with torch.cuda.device(forked[0]):
+                torch.cuda.manual_seed(seed)
+        yield
+
+
+def batched_buffers(module: torch.nn.Module, k: int) -> dict[str, torch.Tensor]:
+    """One writable copy of every buffer per worker: {name: [k, *shape]}."""
+    return {name: b.detach().unsqueeze(0).repeat(k, *([1] * b.dim())) for name, b in module.named_buffers()}
+
+
+def store_buffer_average(module: torch.nn.Module, copies: dict[str, torch.Tensor]) -> None:
+    """Set every buffer to the mean of its per-worker copies (integer counters: the first copy)."""
+    with torch.no_grad():
+        for name, b in module.named_buffers():
+            stacked = copies[name]
+            b.copy_(stacked.mean(dim=0) if b.is_floating_point() else stacked[0])

@@ -1,0 +1,58 @@
+"""The `vmap` engine: all workers' gradients in one batched pass with `torch.func`.
+
+`functional_call` runs the module with the shared parameters (``in_dims=None``)
+on one worker's batch; `grad_and_value` differentiates the mean loss;
+`vmap` maps it over the stacked batches, with ``randomness="different"`` so
+that each worker gets its own dropout mask. Batch-norm buffers are passed
+batched (one copy per worker, ``in_dims=0``), so each worker normalises with
+its own batch statistics and updates its own running statistics; the module's
+buffers then become their average (see `engines.base`). With `chunk_size`, the
+workers are processed `chunk_size` at a time to bound memory (the gradients
+are the same; dropout masks depend on the chunking).
+"""
+from __future__ import annotations
+
+import torch
+from torch.func import functional_call, grad_and_value, vmap
+
+from simulator.engines.base import (Engine, LossFn, batched_buffers, flat_parameter_names, seeded_global_rng,
+                                    store_buffer_average)
+
+__all__ = ["VmapEngine"]
+
+
+class VmapEngine(Engine):
+    """Per-worker gradients through `torch.func.vmap` over `grad_and_value` of `functional_call`."""
+
+    name = "vmap"
+
+    def __init__(self, model, loss_fn: LossFn, *, chunk_size: int | None = None, seed: int = 0) -> None:
+        super().__init__(model, loss_fn, chunk_size=chunk_size, seed=seed)
+        self.order = flat_parameter_names(model)
+        module = self.module
+
+        def worker_loss(params, buffers, inputs, targets):
+            return loss_fn(functional_call(module, (params, buffers), (inputs,)), targets)
+
+        self._batched = vmap(grad_and_value(worker_loss), in_dims=(None, 0, 0, 0), randomness="different")
+
+    def _compute(self, inputs: torch.Tensor, targets: torch.Tensor, *, update_buffers: bool,
+                 seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        k = inputs.shape[0]
+        params = {name: p.detach() for name, p in self.module.named_parameters()}
+        dtype = params[self.order[0]].dtype
+        gradients = torch.empty(k, self.dimension, dtype=dtype, device=self.device)
+        losses = torch.empty(k, dtype=dtype, device=self.device)
+        buffers = batched_buffers(self.module, k)  # updated in place by batch-norm, one row per worker
+        step = self.chunk_size or k
+        with seeded_global_rng(self.device, seed):
+            for start in range(0, k, step):  # one pass per chunk of workers, not per worker
+                rows = slice(start, min(start + step, k))
+                chunk_buffers = {name: b[rows] for name, b in buffers.items()}
+                grads, loss = self._batched(params, chunk_buffers, inputs[rows], targets[rows])
+                count = rows.stop - rows.start
+                torch.cat([grads[name].reshape(count, -1) for name in self.order], dim=1, out=gradients[rows])
+                losses[rows] = loss.detach()
+        if update_buffers and buffers:
+            store_buffer_average(self.module, buffers)
+        return gradients, losses

@@ -1,0 +1,42 @@
+"""Per-step diagnostics, computed from the honest vectors and the aggregate.
+
+All vectorised over the [h, d] honest matrix, in float64 for the reductions
+so the variance-to-norm ratio is meaningful when gradients nearly agree.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+METRIC_COLUMNS = (
+    "step", "lr", "train_loss", "honest_norm", "honest_variance", "variance_norm_ratio",
+    "aggregate_distance", "aggregate_cosine", "aggregate_norm", "step_time",
+)
+EVAL_COLUMNS = ("step", "accuracy", "test_loss")
+
+
+def step_metrics(honest: torch.Tensor, aggregate: torch.Tensor) -> dict[str, float]:
+    """Statistics of one step.
+
+    honest_norm: norm of the honest mean; honest_variance: mean squared
+    distance of the honest vectors to their mean; the ratio of the two (the
+    quantity ALIE-style attacks exploit); distance, cosine and norm of the
+    aggregate relative to the honest mean.
+    """
+    h = honest.double()
+    mean = h.mean(dim=0)
+    variance = (h - mean).pow(2).sum(dim=1).mean().item() if h.shape[0] > 1 else 0.0
+    norm = mean.norm().item()
+    agg = aggregate.double()
+    agg_norm = agg.norm().item()
+    finite = math.isfinite(agg_norm)
+    cosine = (agg @ mean).item() / (agg_norm * norm) if finite and agg_norm > 0 and norm > 0 else float("nan")
+    return {
+        "honest_norm": norm,
+        "honest_variance": variance,
+        "variance_norm_ratio": variance / norm**2 if norm > 0 else float("inf"),
+        "aggregate_distance": (agg - mean).norm().item(),
+        "aggregate_cosine": cosine,
+        "aggregate_norm": agg_norm,
+    }

@@ -1,0 +1,60 @@
+"""Momentum placements and the server's parameter update, on flat vectors.
+
+Three placements, as in ByzantineMomentum (El Mhamdi et al., ICLR 2021):
+
+- worker: each worker keeps m_i <- mu m_i + (1 - dampening) g_i and sends m_i
+  (or g_i + mu m_i with Nesterov); the server applies lr * aggregate.
+- server: the server keeps m <- mu m + (1 - dampening) G on the aggregate G
+  and applies lr * m (torch.optim.SGD's rule).
+- update: the server keeps momentum on the update itself,
+  u <- mu u + (1 - dampening) lr G, and applies u; it differs from `server`
+  only when the learning rate changes.
+
+Buffers start at zero. Weight decay adds weight_decay * params to the
+aggregate before momentum, at the server.
+"""
+from __future__ import annotations
+
+import torch
+
+from simulator.config import Config
+
+
+def momentum_step(buffer: torch.Tensor, vector: torch.Tensor, mu: float, dampening: float, nesterov: bool) -> torch.Tensor:
+    """Update `buffer` in place with `vector`; return the direction to use."""
+    buffer.mul_(mu).add_(vector, alpha=1.0 - dampening)
+    return vector + mu * buffer if nesterov else buffer.clone()
+
+
+class Momentum:
+    """Momentum state of one run, for the configured placement."""
+
+    def __init__(self, config: Config, dim: int, device: torch.device, dtype: torch.dtype):
+        self.mu, self.dampening, self.nesterov = config.momentum, config.dampening, config.nesterov
+        self.placement = config.momentum_at if config.momentum > 0 else None
+        self.weight_decay = config.weight_decay
+        rows = config.nb_workers if self.placement == "worker" else 1
+        self.buffer = torch.zeros(rows, dim, device=device, dtype=dtype)
+
+    def at_workers(self, gradients: torch.Tensor, first: int) -> torch.Tensor:
+        """What workers `first .. first + k - 1` send, given their gradients [k, d]."""
+        if self.placement != "worker":
+            return gradients
+        rows = self.buffer[first:first + gradients.shape[0]]
+        return momentum_step(rows, gradients, self.mu, self.dampening, self.nesterov)
+
+    def update(self, aggregate: torch.Tensor, params: torch.Tensor, lr: float) -> torch.Tensor:
+        """The vector to subtract from the parameters, given the aggregate."""
+        if self.weight_decay:
+            aggregate = aggregate + self.weight_decay * params
+        if self.placement == "server":
+            return lr * momentum_step(self.buffer[0], aggregate, self.mu, self.dampening, self.nesterov)
+        if self.placement == "update":
+            return momentum_step(self.buffer[0], lr * aggregate, self.mu, self.dampening, self.nesterov)
+        return lr * aggregate
+
+    def state_dict(self) -> dict:
+        return {"buffer": self.buffer.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.buffer.copy_(state["buffer"])

@@ -1,0 +1,115 @@
+"""`run(config)`: one run from start (or its last checkpoint) to its summary.
+
+The run's folder is `<output>/<run id>`. A finished run (summary.json
+present) is not run again: its stored result is returned. A run with a
+checkpoint resumes from it and ends bit-identical to an uninterrupted run on
+CPU. Nothing is written before the whole configuration has been checked.
+"""
+from __future__ import annotations
+
+import contextlib
+import platform
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from simulator.config import Config
+from simulator.metrics import EVAL_COLUMNS, METRIC_COLUMNS
+from simulator.simulation import Simulation
+from simulator.store import CONFIG, EVALS, METRICS, SUMMARY, RunFolder, read_csv
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the summary, evaluations and per-step metrics."""
+
+    summary: dict
+    evaluations: list[dict]
+    metrics: list[dict]
+    folder: Path
+
+    @property
+    def final_accuracy(self) -> float:
+        return self.summary["final_accuracy"]
+
+
+def load_result(folder: str | Path) -> RunResult:
+    """Read a finished run's result from its folder."""
+    store = RunFolder(folder)
+    return RunResult(store.read_json(SUMMARY), read_csv(store.file(EVALS)), read_csv(store.file(METRICS)), store.path)
+
+
+def _save(store: RunFolder, sim: Simulation, elapsed: float) -> None:
+    store.write_csv(METRICS, METRIC_COLUMNS, sim.metrics)
+    store.write_csv(EVALS, EVAL_COLUMNS, sim.evaluations)
+    store.save_checkpoint({**sim.state_dict(), "elapsed": elapsed})
+
+
+def _summary(sim: Simulation, elapsed: float) -> dict:
+    accuracies = [e["accuracy"] for e in sim.evaluations]
+    return {
+        "run_id": sim.config.run_id(),
+        "steps": sim.t,
+        "final_accuracy": accuracies[-1],
+        "best_accuracy": max(accuracies),
+        "final_test_loss": sim.evaluations[-1]["test_loss"],
+        "final_train_loss": sim.metrics[-1]["train_loss"],
+        "wall_time": elapsed,
+        "engine": sim.engine.name,
+        "versions": {"byzsim": version("byzsim"), "torch": torch.__version__, "python": platform.python_version()},
+    }
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[list[bool]]:
+    """Turn Ctrl-C into a flag checked between steps, so a checkpoint is consistent."""
+    flag = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: flag.__setitem__(0, True))
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run(config: Config, *, progress: bool = True) -> RunResult:
+    """Run `config` to the end (resuming a checkpoint if there is one)."""
+    config.validate()
+    store = RunFolder(config.folder())
+    if store.is_complete():
+        return load_result(store.path)
+    sim = Simulation(config)  # every user error is raised here, before any file is written
+    state, elapsed = store.load_checkpoint(), 0.0
+    if state is not None:
+        sim.load_state_dict(state)
+        elapsed = state["elapsed"]
+    else:
+        store.write_json(CONFIG, config.to_dict())
+    started = time.perf_counter() - elapsed
+    bar = tqdm(total=config.steps, initial=sim.t, disable=not progress, desc=config.run_id()[:40], leave=False)
+    with deferred_interrupt() as interrupted, bar:
+        if sim.t == 0 and not sim.evaluations:
+            sim.evaluate()
+        while sim.t < config.steps:
+            sim.step()
+            bar.update(1)
+            if sim.t % config.eval_every == 0 or sim.t == config.steps:
+                bar.set_postfix(acc=f"{sim.evaluate()['accuracy']:.3f}")
+            if interrupted[0]:
+                _save(store, sim, time.perf_counter() - started)
+                raise KeyboardInterrupt(f"interrupted at step {sim.t}; run the same command again to resume")
+            if sim.t % config.checkpoint_every == 0 and sim.t < config.steps:
+                _save(store, sim, time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    _save(store, sim, elapsed)
+    store.write_json(SUMMARY, _summary(sim, elapsed))
+    return load_result(store.path)

@@ -1,0 +1,117 @@
+"""Hypothesis property tests: the invariants each rule's definition implies."""
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import aggregators
+
+SETTINGS = settings(max_examples=25, deadline=None)
+ROBUST = ["median", "trmean", "krum", "multikrum", "bulyan", "geomed", "cclip", "mda", "meamed", "phocas",
+          "cge", "monna", "dnc", "nnm>krum", "bucketing>median", "clip>trmean", "arc>multikrum", "nnm>geomed"]
+PERMUTATION_INVARIANT = ["average", "median", "trmean", "krum", "multikrum", "bulyan", "geomed", "cclip",
+                         "mda", "meamed", "phocas", "cge", "dnc", "nnm>median", "clip>average", "arc>trmean"]
+TRANSLATION_EQUIVARIANT = ["average", "median", "trmean", "krum", "multikrum", "bulyan", "geomed", "mda",
+                           "meamed", "phocas", "monna", "dnc", "nnm>krum", "nnm>trmean"]
+MEAN_WHEN_F_IS_ZERO = ["average", "trmean", "multikrum", "bulyan", "mda", "meamed", "phocas", "cge", "monna",
+                       "dnc", "nnm>average", "nnm>krum"]
+
+
+@st.composite
+def problems(draw, min_factor=4, extra=3):
+    """(n, f, d, seed) with n >= min_factor f + extra, so every rule's requirement holds."""
+    f = draw(st.integers(0, 3))
+    n = draw(st.integers(min_factor * f + extra, min_factor * f + extra + 6))
+    return n, f, draw(st.integers(1, 12)), draw(st.integers(0, 2**16))
+
+
+def honest_and_byzantine(n, f, d, seed, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n - f, d, generator=g, dtype=dtype), torch.randn(f, d, generator=g, dtype=dtype)
+
+
+def sample(n, d, seed, dtype=torch.float64):
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def needs(spec):
+    return 4 if "bulyan" in spec else 2
+
+
+@pytest.mark.parametrize("spec", PERMUTATION_INVARIANT)
+@SETTINGS
+@given(problem=problems())
+def test_permutation_invariance(spec, problem):
+    n, f, d, seed = problem
+    x = sample(n, d, seed)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))
+    a = aggregators.get(spec)(x, f)
+    b = aggregators.get(spec)(x[perm], f)
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("spec", TRANSLATION_EQUIVARIANT)
+@SETTINGS
+@given(problem=problems(), shift=st.floats(-50, 50))
+def test_translation_equivariance(spec, problem, shift):
+    n, f, d, seed = problem
+    x = sample(n, d, seed)
+    offset = torch.linspace(-1, 1, d, dtype=torch.float64) * shift
+    a = aggregators.get(spec)(x, f)
+    b = aggregators.get(spec)(x + offset, f)
+    torch.testing.assert_close(a + offset, b, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("spec", MEAN_WHEN_F_IS_ZERO)
+@SETTINGS
+@given(problem=problems())
+def test_f_zero_gives_the_mean(spec, problem):
+    n, _, d, seed = problem
+    x = sample(n, d, seed)
+    torch.testing.assert_close(aggregators.get(spec)(x, 0), x.mean(dim=0))
+
+
+@pytest.mark.parametrize("spec", ["median", "trmean", "meamed", "phocas", "bulyan"])
+@SETTINGS
+@given(problem=problems(), scale=st.sampled_from([1.0, 1e3, 1e30, math.inf, math.nan]))
+def test_coordinatewise_output_stays_within_the_honest_range(spec, problem, scale):
+    n, f, d, seed = problem
+    honest, byz = honest_and_byzantine(n, f, d, seed)
+    byz = byz * scale if not math.isnan(scale) else torch.full_like(byz, math.nan)
+    out = aggregators.get(spec)(torch.cat([byz, honest]), f)
+    lo, hi = honest.min(dim=0).values, honest.max(dim=0).values
+    assert bool(((out >= lo - 1e-9) & (out <= hi + 1e-9)).all())
+
+
+@pytest.mark.parametrize("spec", ["krum", "multikrum"])
+@SETTINGS
+@given(problem=problems(min_factor=2), distance=st.sampled_from([1e2, 1e6, 1e30]))
+def test_krum_selects_only_honest_vectors_when_byzantine_ones_are_far(spec, problem, distance):
+    n, f, d, seed = problem
+    honest, byz = honest_and_byzantine(n, f, d, seed)
+    out = aggregators.get(spec)(torch.cat([honest, byz + distance]), f)
+    if spec == "krum":
+        assert bool((honest == out).all(dim=1).any())
+    else:
+        assert bool(((out >= honest.min(0).values - 1e-9) & (out <= honest.max(0).values + 1e-9)).all())
+
+
+@pytest.mark.parametrize("spec", ROBUST)
+@SETTINGS
+@given(problem=problems(), bad=st.sampled_from(["nan", "inf", "-inf", "mixed", "huge"]),
+       dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_non_finite_byzantine_vectors_give_a_finite_result(spec, problem, bad, dtype):
+    n, f, d, seed = problem
+    honest, byz = honest_and_byzantine(n, f, d, seed, dtype)
+    if f:
+        value = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "mixed": math.nan,
+                 "huge": torch.finfo(dtype).max / 2}[bad]
+        byz[:, 0] = value
+        if bad == "mixed":
+            byz[::2, -1] = math.inf
+    x = torch.cat([honest[:1], byz, honest[1:]])  # monna trusts row 0, an honest one
+    out = aggregators.get(spec)(x, f)
+    assert bool(torch.isfinite(out).all()), out
+    assert out.dtype == dtype and out.shape == (d,)

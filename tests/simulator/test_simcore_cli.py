@@ -1,0 +1,121 @@
+"""The `byzsim` command: train, list, demo, plot, and its error handling."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simulator.cli import main, parse_mapping, parse_value
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _byzsim(*args, cwd=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "simulator", *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=300)
+
+
+def test_values_and_mappings_parse_like_a_user_writes_them():
+    assert parse_value("5") == 5 and parse_value("0.5") == 0.5 and parse_value("true") is True
+    assert parse_value("krum") == "krum" and parse_value("none") is None
+    assert parse_mapping("m=5,tau=1e-2, name=x") == {"m": 5, "tau": 0.01, "name": "x"}
+    assert parse_mapping('{"z": 1.5}') == {"z": 1.5}
+
+
+def test_train_runs_and_reports(tmp_path, capsys):
+    code = main(["train", "--dataset", "digits", "--nb-workers", "7", "--nb-decl-byz", "1", "--aggregator", "median",
+                 "--attack", "alie", "--attack-args", "z=1.5", "--steps", "5", "--eval-every", "5",
+                 "--output", str(tmp_path), "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "final accuracy" in out
+    (folder,) = tmp_path.iterdir()
+    config = json.loads((folder / "config.json").read_text())
+    assert config["attack_args"] == {"z": 1.5} and config["aggregator"] == "median"
+
+
+def test_config_file_is_overridden_by_options(tmp_path, capsys):
+    (tmp_path / "c.json").write_text(json.dumps({"nb_workers": 5, "nb_decl_byz": 1, "steps": 50}))
+    assert main(["train", "--config", str(tmp_path / "c.json"), "--steps", "3", "--output", str(tmp_path / "o"),
+                 "--quiet"]) == 0
+    config = json.loads(next((tmp_path / "o").iterdir()).joinpath("config.json").read_text())
+    assert config["nb_workers"] == 5 and config["steps"] == 3
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--aggregator", "krun"], "krum"),                          # unknown name, close match suggested
+    (["--attack", "nope"], "Unknown attack"),
+    (["--aggregator", "krum", "--nb-workers", "5", "--nb-decl-byz", "2"], "n >= 2f + 3"),
+    (["--nb-workers", "3", "--nb-decl-byz", "4"], "nb_decl_byz"),
+    (["--lr", "-1"], "lr must be positive"),
+    (["--dataset", "mnist", "--data-root", "EMPTY"], "mnist"),
+    (["--model", "simples-nothing"], "simples-nothing"),
+    (["--device", "cuda:7"] if not __import__("torch").cuda.is_available() else ["--device", "tpu"], "device"),
+])
+def test_user_errors_end_with_one_line_and_leave_nothing(tmp_path, capsys, args, words):
+    (tmp_path / "empty").mkdir()
+    args = [str(tmp_path / "empty") if a == "EMPTY" else a for a in args]
+    code = main(["train", "--steps", "3", "--output", str(tmp_path / "out"), "--quiet", *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert words.lower() in err.lower()
+    assert err.startswith("byzsim: error:") and "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_number_is_rejected_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--lr", "fast"])
+    assert exit_info.value.code == 2
+    assert "--lr" in capsys.readouterr().err
+
+
+def test_help_lists_the_options():
+    result = _byzsim("train", "--help")
+    assert result.returncode == 0
+    for flag in ("--dataset", "--model", "--aggregator", "--attack", "--nb-workers", "--nb-decl-byz", "--nb-real-byz",
+                 "--batch-size", "--steps", "--lr", "--momentum", "--momentum-at", "--heterogeneity", "--eval-every",
+                 "--seed", "--device", "--engine", "--output", "--config", "--aggregator-args", "--attack-args"):
+        assert flag in result.stdout
+
+
+def test_list_names_every_catalogue(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for section in ("aggregators:", "attacks:", "models:", "datasets:", "heterogeneity:", "engines:"):
+        assert section in out
+    for name in ("krum", "alie", "digits", "simples-conv", "dirichlet", "vmap"):
+        assert name in out
+
+
+def test_python_m_simulator_is_the_command_and_errors_exit_nonzero(tmp_path):
+    result = _byzsim("train", "--aggregator", "nope", "--output", str(tmp_path / "o"), "--quiet")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "Unknown aggregator" in result.stderr
+
+
+def test_demo_writes_results_and_a_plot(tmp_path, monkeypatch):
+    import simulator.demo as demo
+
+    monkeypatch.setattr(demo, "AGGREGATORS", ("average", "median"))
+    monkeypatch.setattr(demo, "ATTACKS", (("none", {}), ("ipm", {"epsilon": 10.0})))
+    assert main(["demo", "--output", str(tmp_path / "demo"), "--steps", "10", "--quiet"]) == 0
+    for name in ("accuracy.png", "heatmap.png", "table.csv"):
+        assert (tmp_path / "demo" / name).stat().st_size > 0
+    rows = (tmp_path / "demo" / "table.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4
+
+
+def test_plot_aggregates_seeds_and_errors_on_empty_folder(tmp_path, capsys):
+    for seed in (1, 2):
+        assert main(["train", "--steps", "4", "--eval-every", "2", "--seed", str(seed), "--output",
+                     str(tmp_path / "runs"), "--quiet"]) == 0
+    assert main(["plot", str(tmp_path / "runs"), "--output", str(tmp_path / "fig")]) == 0
+    table = (tmp_path / "fig" / "table.csv").read_text().splitlines()
+    assert len(table) == 2 and ",2," in table[1]  # one group, two seeds
+    (tmp_path / "nothing").mkdir()
+    assert main(["plot", str(tmp_path / "nothing"), "--output", str(tmp_path / "fig2")]) == 2
+    assert "No finished run" in capsys.readouterr().err

@@ -1,0 +1,135 @@
+"""Config: validation, serialisation, run ids; schedules; momentum placements; metrics."""
+import json
+import math
+
+import pytest
+import torch
+
+from experiments.tools import UnavailableException, UserException
+from simulator.config import Config
+from simulator.metrics import step_metrics
+from simulator.optim import Momentum
+from simulator.schedule import learning_rate
+
+
+def test_round_trip_through_json(tmp_path):
+    config = Config(aggregator="krum", attack_args={"z": 1.5}, lr_milestones=[10, 20])
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config.to_dict()))
+    assert Config.load(path) == config
+
+
+def test_run_id_is_stable_and_ignores_where_and_how_it_runs():
+    a = Config(aggregator="nnm>krum", seed=3)
+    assert a.run_id() == Config(aggregator="nnm>krum", seed=3).run_id()
+    assert a.run_id() == Config(aggregator="nnm>krum", seed=3, output="elsewhere", engine="loop").run_id()
+    assert a.run_id() != Config(aggregator="nnm>krum", seed=4).run_id()
+    assert ">" not in a.run_id() and "/" not in a.run_id()
+
+
+def test_real_byzantine_defaults_to_declared():
+    assert Config(nb_decl_byz=3).real_byz == 3
+    assert Config(nb_decl_byz=3, nb_real_byz=1).real_byz == 1
+    assert Config(nb_workers=10, nb_decl_byz=3, nb_real_byz=1).nb_honest == 9
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"nb_workers": 5, "nb_decl_byz": 5}, "nb_decl_byz"),
+    ({"nb_workers": 5, "nb_real_byz": 6}, "Byzantine"),
+    ({"lr": -1.0}, "lr"),
+    ({"momentum": 1.5}, "momentum"),
+    ({"momentum_at": "client"}, "momentum_at"),
+    ({"steps": 0}, "steps"),
+    ({"gamma": 2.0}, "gamma"),
+    ({"lr_milestones": [0]}, "lr_milestones"),
+    ({"nesterov": True}, "nesterov"),
+])
+def test_invalid_configurations_are_user_errors(changes, words):
+    with pytest.raises(UserException, match=words):
+        Config(**changes).validate()
+
+
+def test_unknown_field_and_bad_file_are_user_errors(tmp_path):
+    with pytest.raises(UserException, match="Unknown configuration field"):
+        Config.from_dict({"nb_wrokers": 3})
+    with pytest.raises(UserException, match="does not exist"):
+        Config.load(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{oops")
+    with pytest.raises(UserException, match="not valid JSON"):
+        Config.load(tmp_path / "bad.json")
+
+
+def test_schedules():
+    assert learning_rate(Config(lr=0.5), 1000) == 0.5
+    inverse = Config(lr=1.0, lr_schedule="inverse", lr_decay=100, lr_decay_delta=10)
+    assert learning_rate(inverse, 0) == 1.0
+    assert learning_rate(inverse, 109) == pytest.approx(1.0 / 2.0)  # t rounded down to 100
+    step = Config(lr=1.0, lr_schedule="step", lr_milestones=[10, 20], lr_gamma=0.1)
+    assert [learning_rate(step, t) for t in (9, 10, 19, 20)] == pytest.approx([1.0, 0.1, 0.1, 0.01])
+    cosine = Config(lr=1.0, lr_schedule="cosine", lr_min=0.1, steps=100)
+    assert learning_rate(cosine, 0) == pytest.approx(1.0)
+    assert learning_rate(cosine, 50) == pytest.approx(0.55)
+    assert learning_rate(cosine, 100) == pytest.approx(0.1)
+    with pytest.raises(UnavailableException, match="cosine"):
+        learning_rate(Config(lr_schedule="cosin"), 0)
+
+
+def _momentum(**kw):
+    return Momentum(Config(nb_workers=3, nb_decl_byz=0, **kw), dim=2, device=torch.device("cpu"), dtype=torch.float64)
+
+
+def test_no_momentum_is_plain_sgd():
+    m = _momentum()
+    g = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+    assert torch.equal(m.at_workers(g, 0), g)
+    assert torch.allclose(m.update(torch.tensor([1.0, 2.0], dtype=torch.float64), torch.zeros(2, dtype=torch.float64), 0.5),
+                          torch.tensor([0.5, 1.0], dtype=torch.float64))
+
+
+def test_worker_momentum_keeps_one_buffer_per_worker():
+    m = _momentum(momentum=0.5, momentum_at="worker")
+    g = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    assert torch.equal(m.at_workers(g, 0), g)
+    second = m.at_workers(g, 0)  # 0.5 * g + g
+    assert torch.allclose(second, 1.5 * g)
+    assert torch.equal(m.buffer[2], torch.zeros(2, dtype=torch.float64))  # worker 2 untouched
+    # the server then applies lr * aggregate, no momentum of its own
+    agg = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    assert torch.allclose(m.update(agg, torch.zeros(2, dtype=torch.float64), 0.1), 0.1 * agg)
+
+
+def test_server_and_update_momentum_differ_only_when_lr_changes():
+    server, update = _momentum(momentum=0.9, momentum_at="server"), _momentum(momentum=0.9, momentum_at="update")
+    params, g = torch.zeros(2, dtype=torch.float64), torch.tensor([1.0, -1.0], dtype=torch.float64)
+    for lr in (0.1, 0.1):
+        assert torch.allclose(server.update(g, params, lr), update.update(g, params, lr))
+    # lr drops: server momentum rescales the whole buffer, update momentum only the new term
+    s, u = server.update(g, params, 0.01), update.update(g, params, 0.01)
+    assert torch.allclose(s, 0.01 * (0.81 * g + 0.9 * g + g))
+    assert torch.allclose(u, 0.81 * 0.1 * g + 0.9 * 0.1 * g + 0.01 * g)
+
+
+def test_nesterov_and_weight_decay():
+    m = _momentum(momentum=0.5, momentum_at="server", nesterov=True, weight_decay=0.1)
+    params, g = torch.tensor([1.0, 1.0], dtype=torch.float64), torch.tensor([1.0, 0.0], dtype=torch.float64)
+    d = g + 0.1 * params
+    assert torch.allclose(m.update(g, params, 1.0), d + 0.5 * d)
+
+
+def test_momentum_state_round_trip():
+    m = _momentum(momentum=0.5, momentum_at="worker")
+    m.at_workers(torch.ones(3, 2, dtype=torch.float64), 0)
+    other = _momentum(momentum=0.5, momentum_at="worker")
+    other.load_state_dict(m.state_dict())
+    assert torch.equal(other.buffer, m.buffer)
+
+
+def test_step_metrics_by_hand():
+    honest = torch.tensor([[1.0, 0.0], [3.0, 0.0]])
+    row = step_metrics(honest, torch.tensor([0.0, 2.0]))
+    assert row["honest_norm"] == pytest.approx(2.0)
+    assert row["honest_variance"] == pytest.approx(1.0)
+    assert row["variance_norm_ratio"] == pytest.approx(0.25)
+    assert row["aggregate_distance"] == pytest.approx(math.sqrt(8))
+    assert row["aggregate_cosine"] == pytest.approx(0.0)
+    assert math.isnan(step_metrics(honest, torch.tensor([float("nan"), 0.0]))["aggregate_cosine"])

@@ -1,0 +1,128 @@
+"""Whole runs on the embedded digits dataset: learning, robustness, engines,
+determinism, resume, momentum placements and the Python API."""
+import pytest
+import torch
+
+from simulator import Config, load_result, run
+from simulator.simulation import Simulation
+from simulator.store import CHECKPOINT, CONFIG, EVALS, METRICS, SUMMARY
+
+
+def _without_time(rows):
+    return [{k: v for k, v in row.items() if k != "step_time"} for row in rows]
+
+
+def _params(result):
+    return torch.load(result.folder / CHECKPOINT, weights_only=False)["module"]
+
+
+def test_a_short_run_learns_and_writes_its_files(small):
+    result = run(small(nb_decl_byz=0, steps=150, eval_every=50), progress=False)
+    assert result.summary["final_accuracy"] > 0.8  # chance is 0.1
+    assert [e["step"] for e in result.evaluations] == [0, 50, 100, 150]
+    assert len(result.metrics) == 150 and result.metrics[0]["step"] == 0
+    for name in (CONFIG, METRICS, EVALS, SUMMARY, CHECKPOINT):
+        assert (result.folder / name).exists()
+    assert load_result(result.folder).summary == result.summary
+    assert set(result.summary["versions"]) == {"byzsim", "torch", "python"}
+
+
+def test_average_collapses_where_median_and_krum_survive(small):
+    attack = dict(nb_workers=11, nb_decl_byz=3, attack="ipm", attack_args={"epsilon": 10.0}, steps=120, eval_every=60)
+    accuracy = {agg: run(small(aggregator=agg, **attack), progress=False).final_accuracy
+                for agg in ("average", "median", "krum")}
+    assert accuracy["average"] < 0.3
+    assert accuracy["median"] > 0.7 and accuracy["krum"] > 0.7
+
+
+def test_same_config_same_seed_is_bit_identical(small, tmp_path):
+    config = small(aggregator="bucketing(s=2)>cclip", attack="alie", momentum=0.9, momentum_at="worker")
+    a = run(config, progress=False)
+    b = run(Config(**{**config.to_dict(), "output": str(tmp_path / "again")}), progress=False)
+    assert _without_time(a.metrics) == _without_time(b.metrics)
+    assert a.evaluations == b.evaluations
+    assert all(torch.equal(_params(a)[k], _params(b)[k]) for k in _params(a))
+    c = run(Config(**{**config.to_dict(), "seed": 8}), progress=False)
+    assert _without_time(c.metrics) != _without_time(a.metrics)
+
+
+def test_vmap_and_loop_engines_train_the_same_model(small, tmp_path):
+    vmap = run(small(engine="vmap", aggregator="median", attack="signflip", steps=20), progress=False)
+    loop = run(small(engine="loop", aggregator="median", attack="signflip", steps=20,
+                     output=str(tmp_path / "loop")), progress=False)
+    assert vmap.summary["engine"] == "vmap" and loop.summary["engine"] == "loop"
+    for key, value in _params(vmap).items():
+        assert torch.allclose(value, _params(loop)[key], atol=1e-4), key
+
+
+@pytest.mark.parametrize("aggregator, attack", [("bucketing(s=2)>cclip", "alie"), ("krum", "labelflip")])
+def test_a_killed_run_resumes_to_the_same_result(small, tmp_path, monkeypatch, aggregator, attack):
+    config = small(aggregator=aggregator, attack=attack, momentum=0.9, momentum_at="worker", steps=40)
+    reference = run(Config(**{**config.to_dict(), "output": str(tmp_path / "reference")}), progress=False)
+
+    original = Simulation.step
+
+    def dying_step(self):
+        if self.t == 25:
+            raise RuntimeError("killed")
+        return original(self)
+
+    monkeypatch.setattr(Simulation, "step", dying_step)
+    with pytest.raises(RuntimeError, match="killed"):
+        run(config, progress=False)
+    assert not (config.folder() / SUMMARY).exists()
+    assert torch.load(config.folder() / CHECKPOINT, weights_only=False)["t"] == 20
+    monkeypatch.setattr(Simulation, "step", original)
+    resumed = run(config, progress=False)
+    assert _without_time(resumed.metrics) == _without_time(reference.metrics)
+    assert resumed.evaluations == reference.evaluations
+    assert all(torch.equal(_params(resumed)[k], _params(reference)[k]) for k in _params(reference))
+
+
+def test_a_finished_run_is_not_run_again(small, monkeypatch):
+    config = small(steps=5)
+    first = run(config, progress=False)
+    monkeypatch.setattr(Simulation, "__init__", lambda *a: pytest.fail("ran again"))
+    assert run(config, progress=False).summary == first.summary
+
+
+@pytest.mark.parametrize("placement", ["worker", "server", "update"])
+def test_every_momentum_placement_learns(small, placement):
+    result = run(small(nb_decl_byz=0, momentum=0.9, momentum_at=placement, lr=0.05, steps=100, eval_every=50),
+                 progress=False)
+    assert result.final_accuracy > 0.8
+
+
+def test_server_and_update_momentum_agree_at_constant_lr_and_differ_under_decay(small, tmp_path):
+    def final(placement, schedule, where):
+        return _params(run(small(nb_decl_byz=0, momentum=0.9, momentum_at=placement, lr_schedule=schedule,
+                                 lr_decay=5.0, steps=15, output=str(tmp_path / where)), progress=False))
+    same = final("server", "constant", "a"), final("update", "constant", "b")
+    assert all(torch.allclose(same[0][k], same[1][k], atol=1e-5) for k in same[0])
+    decayed = final("server", "inverse", "c"), final("update", "inverse", "d")
+    assert any(not torch.allclose(decayed[0][k], decayed[1][k], atol=1e-5) for k in decayed[0])
+
+
+def test_declared_and_real_f_are_separate(small):
+    sim = Simulation(small(nb_workers=9, nb_decl_byz=3, nb_real_byz=1, aggregator="krum", attack="signflip"))
+    sim.step()
+    assert sim.config.nb_honest == 8
+    honest_only = Simulation(small(nb_workers=9, nb_decl_byz=2, nb_real_byz=0, aggregator="median", attack="alie"))
+    honest_only.step()  # no Byzantine vector at all: the attack is never called
+
+
+@pytest.mark.parametrize("mode", ["iid", "dirichlet", "extreme", "gamma"])
+def test_every_heterogeneity_mode_runs(small, mode):
+    result = run(small(heterogeneity=mode, alpha=0.5, steps=10), progress=False)
+    assert 0.0 <= result.final_accuracy <= 1.0
+
+
+def test_l2_and_clipping_change_the_vectors(small):
+    plain = Simulation(small(nb_decl_byz=0))
+    clipped = Simulation(small(nb_decl_byz=0, clip=1e-3))
+    for sim in (plain, clipped):
+        sim.step()
+    assert clipped.metrics[0]["honest_norm"] <= 1e-3 + 1e-9 < plain.metrics[0]["honest_norm"]
+    regularised = Simulation(small(nb_decl_byz=0, l2=10.0))
+    regularised.step()
+    assert regularised.metrics[0]["honest_norm"] > plain.metrics[0]["honest_norm"]

@@ -1,0 +1,196 @@
+"""Gradient engines: vmap == loop == plain autograd, buffers, randomness, auto fallback."""
+import logging
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from experiments import Configuration, Model
+from experiments.tools import UnavailableException, UserException
+from simulator import engines
+from simulator.engines import make_engine
+
+SHAPES = {"simples-digits": (1, 8, 8), "simples-conv": (1, 28, 28), "simples-cifar": (3, 32, 32)}
+
+
+def model(name_build, seed: int = 0) -> Model:
+    return Model(name_build, Configuration(device="cpu", dtype=torch.float32), init_seed=seed)
+
+
+def batches(shape, k: int = 3, b: int = 6, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(k, b, *shape, generator=generator), torch.randint(10, (k, b), generator=generator)
+
+
+def buffers(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: b.clone() for name, b in module.named_buffers()}
+
+
+def reference(module: nn.Module, inputs, targets):
+    """Plain autograd, one worker at a time from the same buffers; buffers end as the average."""
+    start, grads, losses, updated = buffers(module), [], [], []
+    module.train()
+    for x, y in zip(inputs, targets):
+        module.load_state_dict(start, strict=False)
+        module.zero_grad()
+        loss = F.cross_entropy(module(x), y)
+        loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in module.parameters()]))
+        losses.append(loss.detach())
+        updated.append(buffers(module))
+    averaged = {n: torch.stack([u[n] for u in updated]).float().mean(0).to(start[n].dtype) for n in start}
+    module.load_state_dict(start, strict=False)
+    return torch.stack(grads), torch.stack(losses), averaged
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.Tanh(), nn.Linear(16, 10))
+
+
+def cnn() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 10))
+
+
+def batch_norm_cnn() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 16),
+                         nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10))
+
+
+def dropout_mlp() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 10))
+
+
+@pytest.mark.parametrize("build", [mlp, cnn, batch_norm_cnn])
+def test_vmap_matches_plain_autograd_one_worker_at_a_time(build):
+    torch.manual_seed(0)
+    module = build()
+    inputs, targets = batches((1, 8, 8), k=4)
+    expected_grads, expected_losses, expected_buffers = reference(module, inputs, targets)
+    grads, losses = make_engine("vmap", module, F.cross_entropy).gradients(inputs, targets)
+    assert grads.shape == (4, sum(p.numel() for p in module.parameters()))
+    torch.testing.assert_close(grads, expected_grads, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(losses, expected_losses)
+    for name, value in module.named_buffers():
+        torch.testing.assert_close(value, expected_buffers[name])
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+@pytest.mark.parametrize("update_buffers", [True, False])
+def test_vmap_and_loop_give_the_same_gradients_losses_and_buffers(name, update_buffers):
+    inputs, targets = batches(SHAPES[name])
+    results = {}
+    for engine in ("vmap", "loop"):
+        net = model(name)
+        before = buffers(net.module)
+        grads, losses = make_engine(engine, net, F.cross_entropy).gradients(
+            inputs, targets, update_buffers=update_buffers)
+        after = buffers(net.module)
+        if not update_buffers:
+            assert all(torch.equal(before[n], after[n]) for n in before)
+        results[engine] = grads, losses, after
+    (vg, vl, vb), (lg, ll, lb) = results["vmap"], results["loop"]
+    assert vg.shape == (3, model(name).get().numel())
+    torch.testing.assert_close(vg, lg, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(vl, ll)
+    for n in vb:
+        torch.testing.assert_close(vb[n], lb[n])
+
+
+def test_batch_norm_running_statistics_move_once_per_call():
+    net = model("simples-cifar")
+    make_engine("vmap", net, F.cross_entropy).gradients(*batches(SHAPES["simples-cifar"], k=5))
+    counters = [b for n, b in net.module.named_buffers() if n.endswith("num_batches_tracked")]
+    assert counters and all(c.item() == 1 for c in counters)
+
+
+def test_chunking_over_workers_gives_the_same_gradients():
+    net = model("simples-cifar")
+    inputs, targets = batches(SHAPES["simples-cifar"], k=5)
+    whole = make_engine("vmap", net, F.cross_entropy).gradients(inputs, targets, update_buffers=False)
+    chunked = make_engine("vmap", net, F.cross_entropy, chunk_size=2).gradients(inputs, targets, update_buffers=False)
+    torch.testing.assert_close(whole, chunked)
+
+
+def test_engines_compute_in_training_mode_and_restore_the_callers_mode():
+    module = batch_norm_cnn()
+    inputs, targets = batches((1, 8, 8))
+    expected, _, _ = reference(module, inputs, targets)
+    module.eval()
+    grads, _ = make_engine("vmap", module, F.cross_entropy).gradients(inputs, targets, update_buffers=False)
+    torch.testing.assert_close(grads, expected, rtol=1e-5, atol=1e-6)
+    assert not module.training
+
+
+@pytest.mark.parametrize("engine", ["vmap", "loop"])
+def test_dropout_is_reproducible_from_the_seed_and_leaves_the_global_rng_alone(engine):
+    net = model(dropout_mlp)
+    inputs, targets = (t[:1].expand(3, *t.shape[1:]) for t in batches((1, 8, 8)))  # one batch, three workers
+    global_state = torch.get_rng_state()
+    first = make_engine(engine, net, F.cross_entropy, seed=1)
+    a1, a2 = first.gradients(inputs, targets)[0], first.gradients(inputs, targets)[0]
+    b1 = make_engine(engine, net, F.cross_entropy, seed=1).gradients(inputs, targets)[0]
+    c1 = make_engine(engine, net, F.cross_entropy, seed=2).gradients(inputs, targets)[0]
+    assert torch.equal(torch.get_rng_state(), global_state)
+    assert torch.equal(a1, b1) and not torch.equal(a1, a2) and not torch.equal(a1, c1)
+    assert not torch.equal(a1[0], a1[1])  # same batch, different workers: different masks
+
+
+def test_a_restored_engine_state_replays_the_same_dropout_masks():
+    net = model(dropout_mlp)
+    inputs, targets = batches((1, 8, 8))
+    engine = make_engine("vmap", net, F.cross_entropy, seed=3)
+    engine.gradients(inputs, targets)
+    state = engine.state_dict()
+    expected = engine.gradients(inputs, targets)[0]
+    resumed = make_engine("vmap", net, F.cross_entropy, seed=4)
+    resumed.load_state_dict(state)
+    assert torch.equal(resumed.gradients(inputs, targets)[0], expected)
+
+
+class DataDependent(nn.Module):
+    """A branch on the data's value: fine for autograd, impossible under vmap."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(64, 10)
+
+    def forward(self, x):
+        out = self.linear(x.flatten(1))
+        return out if out.sum() > 0 else -out
+
+
+def test_auto_uses_vmap_when_the_probe_passes(caplog):
+    net = model("simples-digits")
+    inputs, targets = batches((1, 8, 8))
+    with caplog.at_level(logging.INFO, logger="byzsim"):
+        engine = make_engine("auto", net, F.cross_entropy, probe=(inputs[0], targets[0]))
+    assert engine.name == "vmap" and "uses 'vmap'" in caplog.text
+    torch.testing.assert_close(engine.gradients(inputs, targets)[0],
+                               make_engine("loop", net, F.cross_entropy).gradients(inputs, targets)[0])
+
+
+def test_auto_falls_back_to_loop_and_logs_why(caplog):
+    net = model(DataDependent)
+    inputs, targets = batches((1, 8, 8))
+    engine = make_engine("auto", net, F.cross_entropy)
+    assert engine.name == "auto"
+    with caplog.at_level(logging.WARNING, logger="byzsim"):
+        grads, _ = engine.gradients(inputs, targets)
+    assert engine.name == "loop" and "falls back to 'loop'" in caplog.text
+    torch.testing.assert_close(grads, make_engine("loop", net, F.cross_entropy).gradients(inputs, targets)[0])
+    with pytest.raises(RuntimeError):
+        make_engine("vmap", net, F.cross_entropy).gradients(inputs, targets)
+
+
+def test_registry_and_errors():
+    assert engines.names() == ["auto", "loop", "vmap"]
+    assert all(engines.describe(name) for name in engines.names())
+    with pytest.raises(UnavailableException, match="Did you mean 'vmap'"):
+        make_engine("vmapp", mlp(), F.cross_entropy)
+    with pytest.raises(UserException, match="chunk size"):
+        make_engine("vmap", mlp(), F.cross_entropy, chunk_size=0)
+    with pytest.raises(UserException, match="experiments.Model"):
+        make_engine("loop", mlp(), F.cross_entropy)
+    with pytest.raises(UserException, match="stacked"):
+        make_engine("vmap", mlp(), F.cross_entropy).gradients(torch.randn(4, 64), torch.zeros(4, dtype=torch.long))
