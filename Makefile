@@ -1,6 +1,6 @@
 # Two commands on a fresh machine: `make demo` (the main job) and `make test`.
 # Each creates the virtual environment with pip on first use.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.byzsim-installed
@@ -25,6 +25,8 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/aggregators.py
+	$(PY) benchmarks/engines.py
+	$(PY) benchmarks/attack_costs.py
 	$(PY) benchmarks/step.py
 
 clean:

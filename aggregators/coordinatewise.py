@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from aggregators.sorting import sort_rows
+from aggregators.sorting import sort_rows, sorted_rows
 
 __all__ = ["sort_rows", "median", "trimmed_mean", "sorted_median", "sorted_trimmed_mean",
            "sorted_mean_of_closest"]
@@ -36,7 +36,8 @@ def sorted_mean_of_closest(s: torch.Tensor, centre: torch.Tensor, k: int) -> tor
     The k closest values of a sorted column are a window s[i:i+k], i <= n - k;
     the chosen window has the smallest largest distance to the centre (the
     first one on ties). Rows n-k..k-1 lie in every window; the others are
-    added where the chosen window covers them. Whole-row operations only.
+    added where the chosen window covers them (or, for small k, the k values
+are gathered). Whole-row operations only.
     """
     n = s.shape[0]
     if k == n:
@@ -49,7 +50,12 @@ def sorted_mean_of_closest(s: torch.Tensor, centre: torch.Tensor, k: int) -> tor
         best = torch.where(better, cost, best)
         start.masked_fill_(better, i)
     common = range(n - k, k)  # rows inside every window (empty when 2k <= n)
-    total = s[common.start:common.stop].sum(dim=0) if len(common) else torch.zeros_like(centre)
+    if k <= 3 * (n - len(common)):  # few values: gather them
+        total = torch.zeros_like(centre)
+        for offset in range(k):
+            total += s.gather(0, (start + offset)[None])[0]
+        return total / k
+    total = s[common.start:common.stop].sum(dim=0)
     for j in range(n):
         if j not in common:
             total += torch.where((start <= j) & (start > j - k), s[j], 0.0)
@@ -58,11 +64,13 @@ def sorted_mean_of_closest(s: torch.Tensor, centre: torch.Tensor, k: int) -> tor
 
 def median(x: torch.Tensor) -> torch.Tensor:
     """Coordinate-wise median; the mean of the two middle values when n is even."""
-    return sorted_median(sort_rows(x))
+    n = x.shape[0]
+    middle = sorted_rows(x, range((n - 1) // 2, n // 2 + 1))
+    return middle[0].clone() if n % 2 else (middle[0] + middle[1]) / 2
 
 
 def trimmed_mean(x: torch.Tensor, trim: int) -> torch.Tensor:
     """Coordinate-wise mean after dropping the ``trim`` largest and ``trim`` smallest values."""
     if trim == 0:
         return x.mean(dim=0)
-    return sorted_trimmed_mean(sort_rows(x), trim)
+    return sorted_rows(x, range(trim, x.shape[0] - trim)).mean(dim=0)

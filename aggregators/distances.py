@@ -22,7 +22,8 @@ import torch
 __all__ = ["finite_rows", "squared_distances", "squared_distances_to", "combine", "weighted_mean",
            "CHUNK"]
 
-CHUNK = 1 << 16  # coordinates per chunk in the float64 recomputation
+CHUNK = 1 << 16  # coordinates per chunk of the Gram matrix and its float64 recomputation
+_ROW_CHUNK = 1 << 14  # coordinates per chunk of the distances to one vector
 _TRUST = 64.0  # distances below _TRUST x the Gram rounding estimate are recomputed
 
 
@@ -30,6 +31,15 @@ def finite_rows(x: torch.Tensor) -> torch.Tensor:
     """Boolean [n]: which rows hold only finite values (one min/max pass, no temporary)."""
     low, high = torch.aminmax(x, dim=1)
     return torch.isfinite(low) & torch.isfinite(high)
+
+
+def _gram(x: torch.Tensor) -> torch.Tensor:
+    """``x @ x.T`` accumulated in float64 over column chunks (faster than one product for small n)."""
+    gram = torch.zeros(x.shape[0], x.shape[0], dtype=torch.float64, device=x.device)
+    for start in range(0, x.shape[1], CHUNK):
+        block = x[:, start:start + CHUNK]
+        gram += (block @ block.T).double()
+    return gram
 
 
 def _from_gram(gram: torch.Tensor) -> torch.Tensor:
@@ -58,7 +68,7 @@ def squared_distances(x: torch.Tensor) -> torch.Tensor:
     """
     n, d = x.shape
     work = x if x.dtype in (torch.float32, torch.float64) else x.float()
-    gram = work @ work.T
+    gram = _gram(work)
     norms = gram.diagonal()
     good = torch.isfinite(norms)
     recompute = False
@@ -67,7 +77,7 @@ def squared_distances(x: torch.Tensor) -> torch.Tensor:
         suspects = (~good).nonzero().flatten()
         good[suspects] = finite_rows(work[suspects])
         recompute = bool(good[suspects].any())  # finite rows whose norm overflowed
-    dist = _from_gram(gram.double()) if not recompute else None
+    dist = _from_gram(gram) if not recompute else None
     if dist is not None:
         eps = torch.finfo(work.dtype).eps
         scale = (norms.double()[:, None] + norms.double()[None, :]) * (_TRUST * eps * math.sqrt(d))
@@ -88,15 +98,20 @@ def squared_distances(x: torch.Tensor) -> torch.Tensor:
 def squared_distances_to(x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
     """Float64 [n] squared distances from each row of ``x`` to ``y`` (None: the origin).
 
-    Computed on differences (no cancellation). Non-finite rows give +inf, never
-    NaN; a finite row whose float32 norm overflows is redone in float64.
+    Computed on differences (no cancellation), over column chunks so no [n, d]
+    temporary is made. Non-finite rows give +inf, never NaN; a finite row whose
+    squares overflow is redone in float64.
     """
-    diff = x if y is None else x - y
-    dist = torch.linalg.vector_norm(diff, dim=1).double().square()
-    suspects = torch.isinf(dist).nonzero().flatten()
+    dist = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+    for start in range(0, x.shape[1], _ROW_CHUNK):
+        block = x[:, start:start + _ROW_CHUNK]
+        if y is not None:
+            block = block - y[start:start + _ROW_CHUNK]
+        dist += block.square().sum(dim=1)
+    suspects = (~torch.isfinite(dist)).nonzero().flatten()
     if suspects.numel():
         rows = x[suspects].double() - (0.0 if y is None else y.double())
-        dist[suspects] = torch.linalg.vector_norm(rows, dim=1).square()
+        dist[suspects] = rows.square().sum(dim=1)
     return torch.nan_to_num(dist, nan=math.inf, posinf=math.inf)
 
 

@@ -25,8 +25,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import pathlib
 import platform
+import sys
 import time
+
+# Run as a script, this folder comes first on sys.path and benchmarks/aggregators.py would hide the package.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import torch
 import torch.nn.functional as F

@@ -14,7 +14,6 @@ import math
 import torch
 
 from aggregators.base import PreAggregation, register
-from aggregators.distances import combine
 from experiments.tools import UserException
 
 
@@ -36,8 +35,9 @@ class Bucketing(PreAggregation):
     def transform(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         n = gradients.shape[0]
         perm = torch.randperm(n, generator=self.generator, device=self.generator.device).to(gradients.device)
-        bucket = torch.arange(n, device=gradients.device) // self.s
-        sizes = torch.bincount(bucket).to(gradients.dtype)
-        weights = torch.zeros(math.ceil(n / self.s), n, dtype=gradients.dtype, device=gradients.device)
-        weights[bucket, perm] = 1.0 / sizes[bucket]
-        return combine(weights, gradients)
+        bucket_of_row = torch.empty_like(perm)
+        bucket_of_row[perm] = torch.arange(n, device=gradients.device) // self.s
+        out = torch.zeros(math.ceil(n / self.s), gradients.shape[1], dtype=gradients.dtype, device=gradients.device)
+        out.index_add_(0, bucket_of_row, gradients)  # a non-finite row makes its own bucket non-finite
+        sizes = torch.bincount(bucket_of_row, minlength=out.shape[0]).to(gradients.dtype)
+        return out.div_(sizes[:, None])

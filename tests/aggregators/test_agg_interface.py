@@ -172,3 +172,13 @@ def test_import_has_no_side_effects(capfd):
     importlib.reload(aggregators)
     assert torch.equal(torch.get_rng_state(), state)
     assert capfd.readouterr() == ("", "")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("name", RULES + [f"{s}>median" for s in STEPS])
+def test_cuda_matches_cpu(name):
+    x = data(n=11, d=300)
+    cpu = aggregators.get(name)(x, 2)
+    gpu = aggregators.get(name)(x.cuda(), 2)
+    assert gpu.device.type == "cuda"
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-6, atol=1e-9)

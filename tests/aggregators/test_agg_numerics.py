@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import aggregators
 from aggregators.coordinatewise import sort_rows, sorted_mean_of_closest
+from aggregators.sorting import sorted_rows
 from aggregators.distances import squared_distances, squared_distances_to
 from aggregators.rules.krum import krum_order
 
@@ -121,3 +122,15 @@ def test_mean_of_closest_window_equals_brute_force(n, seed, data):
     for column in range(5):
         values = sorted(x[:, column].tolist(), key=lambda v: abs(v - centre[column].item()))[:k]
         assert out[column].item() == pytest.approx(sum(values) / k)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 30), seed=st.integers(0, 2**16), data=st.data())
+def test_pruned_network_selects_the_wanted_positions(n, seed, data):
+    low = data.draw(st.integers(0, n - 1))
+    wanted = range(low, data.draw(st.integers(low + 1, n)))
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 6, generator=g)
+    x[torch.rand(n, 6, generator=g) < 0.1] = math.nan
+    expected = x.sort(dim=0).values[wanted.start:wanted.stop]
+    torch.testing.assert_close(sorted_rows(x, wanted), expected, rtol=0, atol=0, equal_nan=True)

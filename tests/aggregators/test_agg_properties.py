@@ -77,9 +77,17 @@ def test_f_zero_gives_the_mean(spec, problem):
 @SETTINGS
 @given(problem=problems(), scale=st.sampled_from([1.0, 1e3, 1e30, math.inf, math.nan]))
 def test_coordinatewise_output_stays_within_the_honest_range(spec, problem, scale):
+    """Median and trimmed mean: for any f Byzantine values. The rules averaging the values
+    closest to a centre (meamed, phocas, bulyan) can step just past the honest range when a
+    Byzantine value sits next to it, so for them the Byzantine values are far (|v| >= 1e3)."""
     n, f, d, seed = problem
+    if scale == 1.0 and spec not in ("median", "trmean"):
+        return
     honest, byz = honest_and_byzantine(n, f, d, seed)
-    byz = byz * scale if not math.isnan(scale) else torch.full_like(byz, math.nan)
+    if math.isnan(scale):
+        byz = torch.full_like(byz, math.nan)
+    elif scale > 1:
+        byz = torch.sign(byz) * (1 + byz.abs()) * scale
     out = aggregators.get(spec)(torch.cat([byz, honest]), f)
     lo, hi = honest.min(dim=0).values, honest.max(dim=0).values
     assert bool(((out >= lo - 1e-9) & (out <= hi + 1e-9)).all())
