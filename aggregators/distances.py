@@ -5,10 +5,12 @@ median) calls `squared_distances`, so the two numerical hazards are handled once
 
 - Cancellation. ``|x_i|^2 + |x_j|^2 - 2 x_i.x_j`` from one float32 Gram matrix
   loses every significant digit when the vectors are nearly identical (relative
-  spread below ~1e-3 at d = 1e6), and Krum then picks the wrong winner. When any
-  distance is not clearly above the Gram matrix's rounding error, the distances
-  are recomputed in float64 on vectors centred on one of them (chunked over
-  coordinates), which is exact to float64 rounding on the spread itself.
+  spread below ~1e-3 at d = 1e6), and Krum then picks the wrong winner. The
+  distances not clearly above the Gram matrix's rounding error are recomputed:
+  a few pairs (typically the f identical copies an attack sends) from their
+  exact differences, many pairs (near-identical honest vectors) by one float64
+  pass on vectors centred on one of them; both are exact to float64 rounding
+  on the spread itself.
 - Non-finite input. A vector with a NaN or infinite entry, or so large that its
   squared norm overflows float64, is treated as infinitely far from every other
   vector (its row and column are +inf); distances never contain NaN.
@@ -25,6 +27,8 @@ __all__ = ["finite_rows", "squared_distances", "squared_distances_to", "combine"
 CHUNK = 1 << 16  # coordinates per chunk of the Gram matrix and its float64 recomputation
 _ROW_CHUNK = 1 << 14  # coordinates per chunk of the distances to one vector
 _TRUST = 64.0  # distances below _TRUST x the Gram rounding estimate are recomputed
+_FEW_PAIRS = 2  # up to _FEW_PAIRS * n close pairs are recomputed pair by pair, more in one float64 pass
+_PAIR_ELEMENTS = 1 << 21  # elements of the [pairs, chunk] temporary of the pairwise recomputation
 
 
 def finite_rows(x: torch.Tensor) -> torch.Tensor:
@@ -61,6 +65,23 @@ def _centred_float64(x: torch.Tensor, good: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _exact_pairs(x: torch.Tensor, dist: torch.Tensor, close: torch.Tensor) -> None:
+    """Recompute the `close` pairs of `dist` in place from their differences, in float64.
+
+    The difference of two close float32 values is exact, so these distances are
+    exact to float64 rounding; identical vectors get exactly 0. Coordinates are
+    chunked so the [pairs, chunk] temporary stays small.
+    """
+    i, j = close.triu(1).nonzero(as_tuple=True)
+    exact = torch.zeros(i.numel(), dtype=torch.float64, device=x.device)
+    chunk = max(1024, _PAIR_ELEMENTS // max(1, i.numel()))
+    for start in range(0, x.shape[1], chunk):
+        block = x[:, start:start + chunk]
+        exact += (block[i] - block[j]).double().square_().sum(dim=1)
+    dist[i, j] = exact
+    dist[j, i] = exact
+
+
 def squared_distances(x: torch.Tensor) -> torch.Tensor:
     """Float64 [n, n] squared Euclidean distances; non-finite rows at +inf, no NaN.
 
@@ -83,7 +104,13 @@ def squared_distances(x: torch.Tensor) -> torch.Tensor:
         scale = (norms.double()[:, None] + norms.double()[None, :]) * (_TRUST * eps * math.sqrt(d))
         pair = good[:, None] & good[None, :]
         pair.fill_diagonal_(False)
-        recompute = bool((pair & (dist <= scale)).any())
+        close = pair & (dist <= scale)
+        if bool(close.any()):
+            count = int(close.sum()) // 2
+            if count <= _FEW_PAIRS * n:  # e.g. the f identical copies most attacks send
+                _exact_pairs(work, dist, close)
+            else:  # many near-identical vectors: one float64 pass over all of them
+                recompute = True
     if recompute:
         dist = _centred_float64(work, good)
     dist = torch.nan_to_num(dist, nan=math.inf, posinf=math.inf).clamp_(min=0)

@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="small benchmark on digits: results and an accuracy plot")
     demo.add_argument("--output", default="results/runs/demo", help="output folder (default: results/runs/demo)")
     demo.add_argument("--steps", type=int, default=200, help="training steps per run (default: 200)")
-    demo.add_argument("--seeds", type=int, default=1, help="seeds per configuration (default: 1)")
+    demo.add_argument("--seeds", type=int, default=2, help="seeds per configuration (default: 2)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=cmd_demo)
 

@@ -29,7 +29,7 @@ def demo_configs(output: str | Path, steps: int, seeds: int) -> list[Config]:
             for agg, (attack, args), seed in itertools.product(AGGREGATORS, ATTACKS, range(1, seeds + 1))]
 
 
-def run_demo(output: str | Path = "results/runs/demo", steps: int = 200, seeds: int = 1, progress: bool = True) -> list[Path]:
+def run_demo(output: str | Path = "results/runs/demo", steps: int = 200, seeds: int = 2, progress: bool = True) -> list[Path]:
     """Run the grid and write its report; returns the report's files."""
     configs = demo_configs(output, steps, seeds)
     for config in tqdm(configs, desc="demo runs", disable=not progress):

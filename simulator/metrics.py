@@ -1,7 +1,8 @@
 """Per-step diagnostics, computed from the honest vectors and the aggregate.
 
-All vectorised over the [h, d] honest matrix, in float64 for the reductions
-so the variance-to-norm ratio is meaningful when gradients nearly agree.
+All vectorised over the [h, d] honest matrix. The variance is computed in two
+passes (deviations from the mean, then squares), which stays accurate when
+the gradients nearly agree, without a float64 copy of the matrix.
 """
 from __future__ import annotations
 
@@ -24,11 +25,10 @@ def step_metrics(honest: torch.Tensor, aggregate: torch.Tensor) -> dict[str, flo
     quantity ALIE-style attacks exploit); distance, cosine and norm of the
     aggregate relative to the honest mean.
     """
-    h = honest.double()
-    mean = h.mean(dim=0)
-    variance = (h - mean).pow(2).sum(dim=1).mean().item() if h.shape[0] > 1 else 0.0
+    mean = honest.mean(dim=0)
+    variance = (honest - mean).square_().sum(dim=1).mean().item() if honest.shape[0] > 1 else 0.0
     norm = mean.norm().item()
-    agg = aggregate.double()
+    agg = aggregate.to(mean.dtype)
     agg_norm = agg.norm().item()
     finite = math.isfinite(agg_norm)
     cosine = (agg @ mean).item() / (agg_norm * norm) if finite and agg_norm > 0 and norm > 0 else float("nan")

@@ -32,6 +32,20 @@ def test_near_identical_vectors_get_exact_distances_and_the_right_krum_winner(sp
     assert torch.equal(out, x[int(krum_order(exact, 2)[0])])
 
 
+def test_identical_copies_are_at_distance_exactly_zero_and_the_rest_stays_exact(monkeypatch):
+    """The f identical copies an attack sends take the pairwise path, not a full float64 pass."""
+    import aggregators.distances as distances
+
+    g = torch.Generator().manual_seed(1)
+    honest = torch.randn(8, 5000, generator=g) + 3.0
+    copies = (honest.mean(dim=0) - 1.5 * honest.std(dim=0)).expand(4, -1)
+    x = torch.cat([honest, copies]).contiguous()
+    monkeypatch.setattr(distances, "_centred_float64", lambda *a: pytest.fail("full float64 pass"))
+    dist = squared_distances(x)
+    assert torch.equal(dist[8:, 8:], torch.zeros(4, 4, dtype=torch.float64))
+    torch.testing.assert_close(dist, exact_distances(x), rtol=1e-5, atol=0)  # float32 Gram accuracy elsewhere
+
+
 def test_plain_float32_gram_would_have_been_wrong_here():
     # Sanity check of the hazard the guard exists for (the guard is what the test above checks).
     g = torch.Generator().manual_seed(0)
