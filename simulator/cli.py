@@ -73,7 +73,9 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         base = next((a for a in args if a is not type(None)), kind)
         flag = "--" + field.name.replace("_", "-")
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        help_text = f"{field.metadata['help']} (default: {default})"
+        help_text = field.metadata["help"]
+        if "default" not in help_text:
+            help_text += f" (default: {default})"
         if base is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
             continue

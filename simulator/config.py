@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments.tools import UserException
+from experiments.tools import UnavailableException, UserException
 
 MOMENTUM_PLACEMENTS = ("worker", "server", "update")
 
@@ -171,6 +171,10 @@ class Config:
         for ok, message in checks:
             if not ok:
                 raise UserException(f"Invalid configuration: {message}.")
+        from simulator.schedule import SCHEDULES  # schedule.py refers back to Config
+
+        if self.lr_schedule not in SCHEDULES:
+            raise UnavailableException("learning-rate schedule", self.lr_schedule, SCHEDULES)
         for name in ("model_args", "aggregator_args", "attack_args"):
             if not isinstance(getattr(self, name), dict):
                 raise UserException(f"Invalid configuration: {name} must be a mapping.")

@@ -43,6 +43,7 @@ def test_real_byzantine_defaults_to_declared():
     ({"gamma": 2.0}, "gamma"),
     ({"lr_milestones": [0]}, "lr_milestones"),
     ({"nesterov": True}, "nesterov"),
+    ({"lr_schedule": "cosin"}, "cosine"),
 ])
 def test_invalid_configurations_are_user_errors(changes, words):
     with pytest.raises(UserException, match=words):
