@@ -9,6 +9,7 @@ state protocol live here, in one place, for every rule.
 """
 from __future__ import annotations
 
+import numbers
 import typing
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -138,7 +139,7 @@ def _validate_input(owner: str, gradients: torch.Tensor, f: int) -> None:
         raise UserException(f"{owner} expects a [n, d] tensor of gradients, got {shape}.")
     if not gradients.is_floating_point():
         raise UserException(f"{owner} expects floating-point gradients, got {gradients.dtype}.")
-    if isinstance(f, bool) or not isinstance(f, int):
+    if isinstance(f, bool) or not isinstance(f, numbers.Integral):
         raise UserException(f"{owner} expects an integer f, got {f!r}.")
 
 
@@ -157,6 +158,7 @@ class Rule(Step):
 
     def __call__(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         _validate_input(self.spec, gradients, f)
+        f = int(f)  # numpy integers too
         self.check(gradients.shape[0], f)
         low_precision = gradients.dtype in (torch.float16, torch.bfloat16)
         work = gradients.float() if low_precision else gradients

@@ -66,6 +66,9 @@ def get(spec: str, *, generator: torch.Generator | None = None, **params: object
     if overlap:
         raise UserException(f"Parameter {overlap[0]!r} of {name} is given both in the spec {spec!r} and by keyword.")
     steps[-1] = (name, {**last, **params})
+    for step_name, step_params in steps:
+        if "generator" in step_params:
+            raise UserException(f"{step_name}: 'generator' is not a parameter; pass generator= to aggregators.get().")
     classes = [_lookup(step_name) for step_name, _ in steps]
     if any(cls.randomised for cls in classes) and generator is None:
         generator = torch.Generator().manual_seed(DEFAULT_SEED)

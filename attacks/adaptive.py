@@ -109,7 +109,11 @@ class OptimalALIE(_Adaptive):
         return mean, coordinate_std(dev, consume=True).neg_()
 
     def default_start(self, f, ctx):
-        return alie_z(ctx.nb_workers, f)
+        try:
+            return alie_z(ctx.nb_workers, f)
+        except UserException:
+            raise UserException(f"Attack 'opt-alie': the paper's z, its default start, needs 1 <= f < floor(n/2 + 1) "
+                                f"(got n = {ctx.nb_workers}, f = {f}); pass start= instead.") from None
 
 
 @register("opt-ipm")

@@ -34,6 +34,8 @@ class _DistanceBounded(GradientAttack):
         return {"direction": self.direction}
 
     def forge(self, honest: torch.Tensor, f: int, ctx: AttackContext) -> torch.Tensor:
+        if honest.dtype in (torch.float16, torch.bfloat16):  # dot products of d halves overflow
+            return self.forge(honest.float(), f, ctx).to(honest.dtype)
         mean, dev = deviations(honest)
         p = perturbation(self.direction, mean, dev)
         sq_norm = p.dot(p)

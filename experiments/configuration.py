@@ -58,6 +58,11 @@ class Configuration(Mapping):
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Configuration is immutable")
 
+    def __reduce__(self) -> tuple:
+        """Pickle and copy by the constructor's arguments (the instance is immutable)."""
+        a = self._args
+        return (type(self), (a["device"], a["dtype"], a["non_blocking"], self.relink))
+
     def __getitem__(self, key: str) -> Any:
         return self._args[key]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["UserException", "UnavailableException"]
+__all__ = ["UserException", "UnavailableException", "ArgumentException"]
 
 
 class UserException(Exception):
@@ -33,3 +33,8 @@ class UnavailableException(UserException):
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         listing = ", ".join(self.available) if self.available else "(none)"
         super().__init__(f"Unknown {kind} {name!r}.{hint} Available: {listing}.")
+
+
+class ArgumentException(UserException, TypeError):
+    """Invalid constructor arguments: a `UserException` that is also a `TypeError`,
+    as the seed API documents for `Dataset`."""

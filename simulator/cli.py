@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from experiments.tools import UserException
 from simulator.config import Config
 
+SECTIONS = ("aggregators", "attacks", "models", "datasets", "heterogeneity", "engines", "schedules")
+
 
 # ----------------------------------------------------------------- parsing
 def parse_value(text: str) -> object:
@@ -144,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     listing = sub.add_parser("list", help="list aggregators, attacks, models, datasets, ...")
-    listing.add_argument("what", nargs="?", help="only this section (e.g. aggregators)")
+    listing.add_argument("what", nargs="?", choices=SECTIONS, help="only this section")
     listing.set_defaults(func=cmd_list)
 
     demo = sub.add_parser("demo", help="small benchmark on digits: results and an accuracy plot")
@@ -185,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     keep_freed_memory()
     try:
         return args.func(args)
-    except UserException as err:
+    except (UserException, OSError) as err:  # OSError: an unwritable or unreadable path
         print(f"byzsim: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:

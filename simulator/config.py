@@ -10,7 +10,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +88,13 @@ class Config:
     chunk_size: int | None = _f(None, "vmap engine: workers per batched pass (default: all)")
     output: str = _f("results/runs", "folder under which the run's folder is created")
 
+    def __post_init__(self) -> None:
+        # 1 and 1.0 are the same learning rate: store numbers as their field's type so the run id agrees.
+        for name, kinds in _field_kinds().items():
+            value = getattr(self, name)
+            if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+                setattr(self, name, float(value))
+
     # ------------------------------------------------------------------ derived
     @property
     def real_byz(self) -> int:
@@ -141,7 +151,8 @@ class Config:
 
     # --------------------------------------------------------------- validation
     def validate(self) -> "Config":
-        """Check numbers and choices; raise UserException on the first problem."""
+        """Check types, numbers and choices; raise UserException on the first problem."""
+        _check_types(self)
         checks = [
             (self.nb_workers >= 1, "nb_workers must be at least 1"),
             (self.nb_decl_byz >= 0, "nb_decl_byz must be non-negative"),
@@ -152,6 +163,8 @@ class Config:
             (self.test_batch_size >= 1, "test_batch_size must be at least 1"),
             (self.steps >= 1, "steps must be at least 1"),
             (self.lr > 0, "lr must be positive"),
+            (self.lr_gamma > 0, "lr_gamma must be positive"),
+            (0 <= self.lr_min <= self.lr, "lr_min must be in [0, lr]"),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
             (0 <= self.dampening <= 1, "dampening must be in [0, 1]"),
             (self.momentum_at in MOMENTUM_PLACEMENTS, f"momentum_at must be one of {', '.join(MOMENTUM_PLACEMENTS)}"),
@@ -175,9 +188,34 @@ class Config:
 
         if self.lr_schedule not in SCHEDULES:
             raise UnavailableException("learning-rate schedule", self.lr_schedule, SCHEDULES)
-        for name in ("model_args", "aggregator_args", "attack_args"):
-            if not isinstance(getattr(self, name), dict):
-                raise UserException(f"Invalid configuration: {name} must be a mapping.")
-        if not isinstance(self.lr_milestones, list) or not all(isinstance(m, int) and m > 0 for m in self.lr_milestones):
+        output = Path(self.output)
+        if output.exists() and not output.is_dir():
+            raise UserException(f"Invalid configuration: output {self.output!r} exists and is not a folder.")
+        if not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in self.lr_milestones):
             raise UserException("Invalid configuration: lr_milestones must be a list of positive step numbers.")
         return self
+
+
+def _field_kinds() -> dict[str, tuple[type, ...]]:
+    """Each field's allowed types, from its annotation (`int | None` -> (int, NoneType))."""
+    hints = typing.get_type_hints(Config)
+    return {name: typing.get_args(kind) if isinstance(kind, types.UnionType) else (kind,)
+            for name, kind in hints.items()}
+
+
+def _accepts(kind: type, value: object) -> bool:
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _check_types(config: Config) -> None:
+    """Every field holds a value of its annotated type; floats are finite."""
+    for name, kinds in _field_kinds().items():
+        value = getattr(config, name)
+        if not any(_accepts(kind, value) for kind in kinds):
+            wanted = " or ".join("a finite number" if k is float else "null" if k is type(None) else k.__name__
+                                 for k in kinds)
+            raise UserException(f"Invalid configuration: {name} must be {wanted}, got {value!r}.")

@@ -5,7 +5,9 @@ Three placements, as in ByzantineMomentum (El Mhamdi et al., ICLR 2021):
 - worker: each worker keeps m_i <- mu m_i + (1 - dampening) g_i and sends m_i
   (or g_i + mu m_i with Nesterov); the server applies lr * aggregate.
 - server: the server keeps m <- mu m + (1 - dampening) G on the aggregate G
-  and applies lr * m (torch.optim.SGD's rule).
+  and applies lr * m (torch.optim.SGD's rule, except that the buffer starts
+  at zero, so dampening also scales the first step; identical without
+  dampening).
 - update: the server keeps momentum on the update itself,
   u <- mu u + (1 - dampening) lr G, and applies u; it differs from `server`
   only when the learning rate changes.

@@ -18,8 +18,11 @@ from matplotlib.figure import Figure
 from experiments.tools import UserException
 from simulator.store import CONFIG, EVALS, SUMMARY, RunFolder, csv_bytes, atomic_write, read_csv
 
-TABLE_COLUMNS = ("aggregator", "attack", "f", "heterogeneity", "seeds", "final_accuracy_mean",
+TABLE_COLUMNS = ("aggregator", "attack", "f", "heterogeneity", "variant", "seeds", "final_accuracy_mean",
                  "final_accuracy_std", "best_accuracy_mean")
+# Fields that name a group's panel or row already, or do not change results.
+_SHOWN = {"aggregator", "aggregator_args", "attack", "attack_args", "nb_decl_byz", "nb_real_byz", "seed",
+          "output", "device", "engine", "chunk_size", "checkpoint_every", "data_root"}
 
 
 @dataclass
@@ -33,10 +36,12 @@ class Group:
     steps: list[int]
     accuracies: np.ndarray  # [seeds, evaluations]
     best: list[float]
+    config: dict
+    variant: str = ""  # the other fields in which this group differs from the rest, e.g. "lr=0.05"
 
     @property
     def label(self) -> str:
-        return self.aggregator
+        return f"{self.aggregator} [{self.variant}]" if self.variant else self.aggregator
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
@@ -69,9 +74,13 @@ def load_groups(folders: Sequence[Path]) -> list[Group]:
             attack=_with_args(config["attack"], config["attack_args"]), f=f, heterogeneity=config["heterogeneity"],
             steps=[row["step"] for row in runs[0][1][:length]],
             accuracies=np.array([[row["accuracy"] for row in evals[:length]] for _, evals, _ in runs]),
-            best=[summary["best_accuracy"] for _, _, summary in runs],
+            best=[summary["best_accuracy"] for _, _, summary in runs], config=config,
         ))
-    return sorted(groups, key=lambda g: (g.attack, g.f, g.aggregator, g.heterogeneity))
+    varying = sorted(k for k in groups[0].config if k not in _SHOWN
+                     and len({repr(g.config[k]) for g in groups}) > 1)
+    for g in groups:
+        g.variant = ", ".join(f"{k}={g.config[k]}" for k in varying)
+    return sorted(groups, key=lambda g: (g.attack, g.f, g.aggregator, g.variant))
 
 
 def _with_args(name: str, args: dict) -> str:
@@ -104,12 +113,12 @@ def plot_curves(groups: Sequence[Group], path: Path) -> None:
 
 
 def plot_heatmap(groups: Sequence[Group], path: Path) -> None:
-    """Final accuracy (mean over seeds) per aggregator (rows) x attack (columns)."""
-    rows = sorted({g.aggregator for g in groups})
+    """Final accuracy (mean over seeds) per aggregator and variant (rows) x attack and f (columns)."""
+    rows = sorted({g.label for g in groups})
     cols = sorted({(g.attack, g.f) for g in groups})
     grid = np.full((len(rows), len(cols)), np.nan)
     for g in groups:
-        grid[rows.index(g.aggregator), cols.index((g.attack, g.f))] = g.accuracies[:, -1].mean()
+        grid[rows.index(g.label), cols.index((g.attack, g.f))] = g.accuracies[:, -1].mean()
     fig = Figure(figsize=(1.3 * len(cols) + 2.5, 0.5 * len(rows) + 1.8), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
@@ -129,6 +138,7 @@ def table(groups: Sequence[Group]) -> list[dict]:
         finals = g.accuracies[:, -1].tolist()
         rows.append({
             "aggregator": g.aggregator, "attack": g.attack, "f": g.f, "heterogeneity": g.heterogeneity,
+            "variant": g.variant,
             "seeds": len(finals), "final_accuracy_mean": round(statistics.fmean(finals), 4),
             "final_accuracy_std": round(statistics.pstdev(finals), 4), "best_accuracy_mean": round(statistics.fmean(g.best), 4),
         })

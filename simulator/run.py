@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import platform
+import shutil
 import signal
 import threading
 import time
@@ -92,8 +93,19 @@ def run(config: Config, *, progress: bool = True) -> RunResult:
     if state is not None:
         sim.load_state_dict(state)
         elapsed = state["elapsed"]
-    else:
-        store.write_json(CONFIG, config.to_dict())
+    fresh = not store.path.exists()
+    try:
+        return _train(sim, store, elapsed, progress)
+    except Exception:
+        if fresh and store.load_checkpoint() is None:  # nothing to resume from: leave nothing behind
+            shutil.rmtree(store.path, ignore_errors=True)
+        raise
+
+
+def _train(sim: Simulation, store: RunFolder, elapsed: float, progress: bool) -> RunResult:
+    """Train from the simulation's current step to the end, checkpointing as configured."""
+    config = sim.config
+    store.write_json(CONFIG, config.to_dict())
     started = time.perf_counter() - elapsed
     bar = tqdm(total=config.steps, initial=sim.t, disable=not progress, desc=config.run_id()[:40], leave=False)
     with deferred_interrupt() as interrupted, bar:

@@ -72,6 +72,7 @@ class Simulation:
         self.t = 0
         self.metrics: list[dict] = []
         self.evaluations: list[dict] = []
+        self._probe()
 
     def _build_model(self) -> Model:
         c = self.config
@@ -81,6 +82,29 @@ class Simulation:
                          init_seed=derive_seed(c.seed, "model"), **kwargs)
         except TypeError as err:
             raise UserException(f"Model {c.model_name!r} does not accept these arguments: {err}.") from None
+
+    def _probe(self) -> None:
+        """Raise the user errors that would otherwise surface at the first step, before anything is written.
+
+        One forward pass on two test samples (does the model take this data?) and
+        one attack on stand-in vectors with a throwaway generator (are its
+        parameters valid for this n and f?); adaptive attacks only call the
+        aggregator's side-effect-free `trial`. No run state is touched.
+        """
+        c = self.config
+        with torch.no_grad():
+            try:
+                self.model.run(self.test[0][:2])
+            except RuntimeError as err:
+                first = str(err).splitlines()[0]
+                raise UserException(f"Model {c.model_name!r} cannot take {c.dataset!r} inputs of shape "
+                                    f"{tuple(self.test[0].shape[1:])}: {first}") from None
+        if c.real_byz and self.attack.kind not in ("none", "data"):
+            stand_in = torch.zeros(c.nb_honest, 2)
+            context = AttackContext(nb_workers=c.nb_workers, decl_f=c.nb_decl_byz, aggregator=self.aggregator,
+                                    generator=torch.Generator(), own_gradients=torch.zeros(c.real_byz, 2),
+                                    num_classes=self.num_classes)
+            self.attack(stand_in, c.real_byz, context)
 
     # ------------------------------------------------------------------ step
     def _worker_vectors(self, gradients: torch.Tensor, first: int) -> torch.Tensor:

@@ -31,6 +31,6 @@ class Clip(PreAggregation):
 def clip_to(gradients: torch.Tensor, norms: torch.Tensor, threshold: float | torch.Tensor) -> torch.Tensor:
     """Each row scaled by min(1, threshold / norm); rows with infinite norm become NaN."""
     finite = torch.isfinite(norms)
-    scale = (threshold / norms).clamp(max=1.0)
+    scale = torch.where(norms > threshold, threshold / norms, 1.0)  # a zero norm is left as it is, never 0 / 0
     scale = torch.where(finite, scale, math.nan).to(gradients.dtype)
     return gradients * scale[:, None]

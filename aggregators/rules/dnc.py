@@ -38,9 +38,11 @@ class DivideAndConquer(Rule):
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         n, d = gradients.shape
         good = finite_rows(gradients)
-        kept = good.clone()
+        votes = torch.zeros(n, dtype=torch.int64, device=gradients.device)
         for _ in range(self.niters):
-            kept &= dnc_keep(self.subsample(gradients), good, n - math.floor(self.c * f))
+            votes += dnc_keep(self.subsample(gradients), good, n - math.floor(self.c * f))
+        # The paper keeps the rows kept in every iteration; when no row was, the rows kept most often.
+        kept = good & (votes == votes.max())
         return weighted_mean(kept.to(gradients.dtype) / kept.sum(), gradients, good)
 
     def subsample(self, gradients: torch.Tensor) -> torch.Tensor:

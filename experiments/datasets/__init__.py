@@ -20,7 +20,7 @@ import torch
 from experiments.datasets import cifar, digits, idx
 from experiments.datasets.spec import ArrayDataset, Spec, to_unit
 from experiments.paths import default_root
-from experiments.tools import UnavailableException, UserException
+from experiments.tools import ArgumentException, UnavailableException, UserException
 
 __all__ = ["names", "describe", "num_classes", "load_tensors", "build", "get_default_transform", "torchvision_names"]
 
@@ -93,7 +93,7 @@ def build(name: str, root: str | Path | None = None, *args: Any, train: bool = T
     transform = transform if transform is not None else get_default_transform(name, train)
     if name in _REGISTRY:
         if args or kwargs:
-            raise UserException(f"Dataset {name!r} takes no extra arguments, got {list(args) + list(kwargs)}.")
+            raise ArgumentException(f"Dataset {name!r} takes no extra arguments, got {list(args) + list(kwargs)}.")
         images, labels = _REGISTRY[name].read(_root(root), train, download)
         return ArrayDataset(images, labels, transform, target_transform)
     import torchvision.datasets
@@ -105,6 +105,6 @@ def build(name: str, root: str | Path | None = None, *args: Any, train: bool = T
         return cls(str(_root(root)), *args, train=train, transform=transform,
                    target_transform=target_transform, download=download, **kwargs)
     except TypeError as err:
-        raise UserException(f"Invalid arguments for torchvision dataset {name!r}: {err}") from None
+        raise ArgumentException(f"Invalid arguments for torchvision dataset {name!r}: {err}") from None
     except RuntimeError as err:  # torchvision's "Dataset not found or corrupted"
         raise UserException(f"Dataset {name!r} not available under {str(_root(root))!r}: {err}") from None

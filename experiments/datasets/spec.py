@@ -66,7 +66,7 @@ def to_unit(images: np.ndarray) -> torch.Tensor:
 def not_found(name: str, files: list[str], looked: list[Path], download_hint: bool = True) -> str:
     """The one-sentence message of a missing dataset."""
     where = ", ".join(str(p) for p in looked)
-    how = "set BYZSIM_DATA (or pass root=) to the folder holding them"
+    how = "pass that folder as root= (byzsim: --data-root) or set BYZSIM_DATA to it"
     if download_hint:
         how += ", or pass download=True to fetch them with torchvision"
     return f"Dataset {name!r} not found: looked for {', '.join(files)} in {where}; {how}."

@@ -55,6 +55,11 @@ def test_config_file_is_overridden_by_options(tmp_path, capsys):
     (["--engine", "jit"], "Unknown engine"),
     (["--heterogeneity", "dirichlet", "--alpha", "0"], "alpha"),
     (["--heterogeneity", "noniid"], "Unknown heterogeneity"),
+    (["--model", "simples-conv"], "cannot take 'digits' inputs"),         # fails in the first forward pass
+    (["--attack", "alie", "--nb-workers", "4", "--nb-decl-byz", "0", "--nb-real-byz", "3"], "alie"),  # at the first attack
+    (["--lr-schedule", "step", "--lr-milestones", "2", "--lr-gamma", "-1"], "lr_gamma"),
+    (["--lr", "inf"], "finite"),
+    (["--aggregator", "krum(generator=1)"], "generator"),
     (["--dataset", "mnist", "--data-root", "EMPTY"], "mnist"),
     (["--model", "simples-nothing"], "simples-nothing"),
     (["--device", "cuda:7"] if not __import__("torch").cuda.is_available() else ["--device", "tpu"], "device"),
@@ -123,3 +128,32 @@ def test_plot_aggregates_seeds_and_errors_on_empty_folder(tmp_path, capsys):
     (tmp_path / "nothing").mkdir()
     assert main(["plot", str(tmp_path / "nothing"), "--output", str(tmp_path / "fig2")]) == 2
     assert "No finished run" in capsys.readouterr().err
+
+
+def test_wrong_types_in_a_config_file_are_one_line_errors(tmp_path, capsys):
+    (tmp_path / "c.json").write_text(json.dumps({"nb_workers": "10"}))
+    assert main(["train", "--config", str(tmp_path / "c.json"), "--output", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "nb_workers must be int" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_output_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    assert main(["train", "--steps", "2", "--output", str(tmp_path / "afile"), "--quiet"]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_list_rejects_an_unknown_section(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["list", "agregators"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_plot_tells_apart_runs_that_differ_in_other_fields(tmp_path):
+    for lr in ("0.05", "0.1"):
+        assert main(["train", "--steps", "2", "--eval-every", "2", "--lr", lr, "--output", str(tmp_path / "runs"),
+                     "--quiet"]) == 0
+    assert main(["plot", str(tmp_path / "runs"), "--output", str(tmp_path / "fig")]) == 0
+    table = (tmp_path / "fig" / "table.csv").read_text()
+    assert "lr=0.05" in table and "lr=0.1" in table
