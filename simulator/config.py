@@ -48,6 +48,8 @@ class Config:
     model: str | None = _f(None, "model name (default: the dataset's default model)")
     model_args: dict = _f({}, "keyword arguments of the model constructor (JSON or k=v,k=v)")
     loss: str = _f("crossentropy", "training loss: crossentropy or nll")
+    criterion: str = _f("top-k", "evaluation criterion: top-k or sigmoid (experiments.Criterion)")
+    criterion_args: dict = _f({}, 'keyword arguments of the criterion, e.g. k=5 for top-5 accuracy (JSON or k=v,k=v)')
     # Workers
     nb_workers: int = _f(11, "total number of workers n (honest + Byzantine)")
     nb_decl_byz: int = _f(2, "declared number of Byzantine workers f, as the aggregator is told")

@@ -67,7 +67,7 @@ class Simulation:
         self.engine = make_engine(c.engine, self.model, self.loss_fn, chunk_size=c.chunk_size,
                                   seed=derive_seed(c.seed, "engine"))
         self.optimizer = Optimizer("sgd", self.model, lr=1.0)  # applies the flat update computed by `Momentum`
-        self.criterion = Criterion("top-k", k=1)
+        self.criterion = Criterion(c.criterion, **c.criterion_args)
         self.momentum = Momentum(c, self.model.get().numel(), self.device, self.model.get().dtype)
         self.t = 0
         self.metrics: list[dict] = []
@@ -86,7 +86,7 @@ class Simulation:
     def _probe(self) -> None:
         """Raise the user errors that would otherwise surface at the first step, before anything is written.
 
-        One forward pass on two test samples (does the model take this data?) and
+        One forward pass and the criterion on two test samples (does the model take this data?) and
         one attack on stand-in vectors with a throwaway generator (are its
         parameters valid for this n and f?); adaptive attacks only call the
         aggregator's side-effect-free `trial`. No run state is touched.
@@ -94,7 +94,7 @@ class Simulation:
         c = self.config
         with torch.no_grad():
             try:
-                self.model.run(self.test[0][:2])
+                self.criterion(self.model.run(self.test[0][:2]), self.test[1][:2])
             except RuntimeError as err:
                 first = str(err).splitlines()[0]
                 raise UserException(f"Model {c.model_name!r} cannot take {c.dataset!r} inputs of shape "

@@ -60,6 +60,8 @@ def test_config_file_is_overridden_by_options(tmp_path, capsys):
     (["--lr-schedule", "step", "--lr-milestones", "2", "--lr-gamma", "-1"], "lr_gamma"),
     (["--lr", "inf"], "finite"),
     (["--aggregator", "krum(generator=1)"], "generator"),
+    (["--criterion", "top-1"], "Unknown criterion"),
+    (["--criterion-args", "q=5"], "criterion"),
     (["--dataset", "mnist", "--data-root", "EMPTY"], "mnist"),
     (["--model", "simples-nothing"], "simples-nothing"),
     (["--device", "cuda:7"] if not __import__("torch").cuda.is_available() else ["--device", "tpu"], "device"),

@@ -117,6 +117,12 @@ def test_every_heterogeneity_mode_runs(small, mode):
     assert 0.0 <= result.final_accuracy <= 1.0
 
 
+def test_the_criterion_is_configurable(small, tmp_path):
+    top1 = run(small(nb_decl_byz=0, steps=5, eval_every=5), progress=False)
+    top5 = run(small(nb_decl_byz=0, steps=5, eval_every=5, criterion_args={"k": 5}), progress=False)
+    assert top5.final_accuracy > top1.final_accuracy
+
+
 def test_l2_and_clipping_change_the_vectors(small):
     plain = Simulation(small(nb_decl_byz=0))
     clipped = Simulation(small(nb_decl_byz=0, clip=1e-3))
