@@ -9,6 +9,7 @@ first, Byzantine last); the server applies the update.
 """
 from __future__ import annotations
 
+import copy
 import time
 
 import torch
@@ -104,7 +105,9 @@ class Simulation:
             context = AttackContext(nb_workers=c.nb_workers, decl_f=c.nb_decl_byz, aggregator=self.aggregator,
                                     generator=torch.Generator(), own_gradients=torch.zeros(c.real_byz, 2),
                                     num_classes=self.num_classes)
+            state = copy.deepcopy(self.attack.state_dict())  # stateful attacks (mimic) must not see the probe
             self.attack(stand_in, c.real_byz, context)
+            self.attack.load_state_dict(state)
 
     # ------------------------------------------------------------------ step
     def _worker_vectors(self, gradients: torch.Tensor, first: int) -> torch.Tensor:

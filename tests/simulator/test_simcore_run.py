@@ -132,3 +132,11 @@ def test_l2_and_clipping_change_the_vectors(small):
     regularised = Simulation(small(nb_decl_byz=0, l2=10.0))
     regularised.step()
     assert regularised.metrics[0]["honest_norm"] > plain.metrics[0]["honest_norm"]
+
+
+def test_the_probe_leaves_a_stateful_attack_as_it_was(small):
+    import attacks
+
+    fresh = attacks.get("mimic", heuristic="variance").state_dict()
+    sim = Simulation(small(attack="mimic", attack_args={"heuristic": "variance"}))
+    assert repr(sim.attack.state_dict()) == repr(fresh)
