@@ -1,114 +1,52 @@
 """Base classes and registry of aggregation rules and pre-aggregation steps.
 
-A `Step` declares its parameters as annotated class attributes with defaults
-(``tau: float = 10.0``), states its requirement on (n, f) once as text through
-`requirement`, and keeps any state in the object. `Rule` turns [n, d] into [d];
-`PreAggregation` turns [n, d] into [n', d] and says what (n', f') the next step
-sees. The checks, the input validation, the no-alias guarantee, `trial` and the
-state protocol live here, in one place, for every rule.
+A `Step` is a `experiments.plugin.Plugin`: it declares its parameters as
+annotated class attributes with defaults (``tau: float = 10.0``), states its
+requirement on (n, f) once as text through `requirement`, and keeps any state
+in the object. `Rule` turns [n, d] into [d]; `PreAggregation` turns [n, d]
+into [n', d] and says what (n', f') the next step sees. The checks, the input
+validation, the no-alias guarantee, `trial` and the state protocol live here,
+in one place, for every rule.
 """
 from __future__ import annotations
 
+import contextlib
 import numbers
-import typing
-from collections.abc import Callable
-from typing import Any, ClassVar
+from collections.abc import Iterator
+from typing import ClassVar
 
 import torch
 
-from aggregators.spec import format_step
+from experiments.plugin import Plugin
+from experiments.registry import Registry
 from experiments.tools import UserException
 
 __all__ = ["Step", "Rule", "PreAggregation", "register", "REGISTRY", "DEFAULT_SEED"]
 
-REGISTRY: dict[str, type["Step"]] = {}
+REGISTRY: Registry[type["Step"]] = Registry("aggregator", packages=("aggregators.rules", "aggregators.preaggregation"))
+register = REGISTRY.register
 DEFAULT_SEED = 0x5EED
 
 
-def register(name: str) -> Callable[[type["Step"]], type["Step"]]:
-    """Class decorator adding a rule or pre-aggregation step under ``name``."""
-    def decorate(cls: type[Step]) -> type[Step]:
-        if name in REGISTRY:
-            raise RuntimeError(f"aggregator {name!r} registered twice")
-        cls.name = name
-        REGISTRY[name] = cls
-        return cls
-    return decorate
-
-
-def _coerce(owner: str, key: str, kind: Any, value: object) -> object:
-    """``value`` as the declared type ``kind`` (int, float, bool, str, or Optional of one)."""
-    args = typing.get_args(kind)
-    if args and type(None) in args:
-        if value is None:
-            return None
-        kind = next(a for a in args if a is not type(None))
-    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if kind is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        return value
-    raise UserException(f"{owner}: parameter {key!r} expects {kind.__name__}, got {value!r}.")
-
-
-class Step:
+class Step(Plugin):
     """Common part of rules and pre-aggregation steps: parameters, spec, state."""
 
     name: ClassVar[str] = "step"
+    family: ClassVar[str] = "aggregator"
     randomised: ClassVar[bool] = False
 
     def __init__(self, *, generator: torch.Generator | None = None, **params: object) -> None:
-        declared = self.parameters()
-        unknown = sorted(set(params) - set(declared))
-        if unknown:
-            known = ", ".join(declared) or "none"
-            raise UserException(f"{self.name} has no parameter {unknown[0]!r} (its parameters: {known}).")
-        hints = typing.get_type_hints(type(self))
-        self._given: dict[str, object] = {}
-        for key, default in declared.items():
-            value = _coerce(self.name, key, hints[key], params[key]) if key in params else default
-            setattr(self, key, value)
-            if key in params and value != default:
-                self._given[key] = value
+        super().__init__(**params)
         if self.randomised and generator is None:
             generator = torch.Generator().manual_seed(DEFAULT_SEED)
         self.generator = generator
         self._initial_generator_state = generator.get_state() if generator is not None else None
-        self.validate()
         self.reset()
-
-    @classmethod
-    def parameters(cls) -> dict[str, object]:
-        """Declared parameters and their defaults, in declaration order."""
-        hints = typing.get_type_hints(cls)
-        found: dict[str, object] = {}
-        for klass in reversed(cls.__mro__):
-            for key in klass.__dict__.get("__annotations__", {}):
-                if typing.get_origin(hints.get(key)) is not ClassVar and not key.startswith("_"):
-                    found[key] = getattr(cls, key)
-        return found
-
-    @classmethod
-    def summary(cls) -> str:
-        """First line of the docstring: the one-line description for listings."""
-        return (cls.__doc__ or cls.name).strip().splitlines()[0]
-
-    @property
-    def spec(self) -> str:
-        """Canonical spec: the name and the parameters that differ from their defaults."""
-        return format_step(self.name, self._given)
-
-    def __str__(self) -> str:
-        return self.spec
 
     def __repr__(self) -> str:
         return f"aggregators.get({self.spec!r})"
 
     # Hooks for subclasses -------------------------------------------------
-    def validate(self) -> None:
-        """Raise `UserException` for parameter values out of range."""
-
     def requirement(self, n: int, f: int) -> str | None:
         """The unmet requirement on (n, f) as text (e.g. ``"n >= 2f + 3"``), or None."""
         return None
@@ -169,23 +107,52 @@ class Rule(Step):
             out = out.clone()
         return out
 
-    def trial(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
-        """What `__call__` would return, leaving every state (centre, generator) unchanged."""
+    def trial(self, gradients: torch.Tensor, f: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """What `__call__` would return, leaving every state (centre, generator) unchanged.
+
+        With ``generator``, the randomised steps (bucketing's permutation, DnC's
+        subsets...) draw from it instead of the rule's own generator: an attacker
+        trying candidates with its own randomness, who cannot predict the
+        server's draws. Without, the trial replays the rule's own next draws: an
+        attacker who knows the server's randomness.
+        """
         saved = self.state_dict()
         try:
-            return self(gradients, f)
+            with self._drawing_from(generator):
+                return self(gradients, f)
         finally:
             self.load_state_dict(saved)
 
+    @contextlib.contextmanager
+    def _drawing_from(self, generator: torch.Generator | None) -> Iterator[None]:
+        """Inside the block, every randomised step draws from ``generator`` (None: no change)."""
+        randomised = [step for step in self.parts() if step.generator is not None] if generator is not None else []
+        own = [step.generator for step in randomised]
+        for step in randomised:
+            step.generator = generator
+        try:
+            yield
+        finally:
+            for step, gen in zip(randomised, own):
+                step.generator = gen
+
+    def parts(self) -> list[Step]:
+        """The steps of this rule in chain order (a plain rule is one step)."""
+        return [self]
+
     def generators(self) -> list[torch.Generator]:
         """The distinct generators this rule draws from."""
-        return [self.generator] if self.generator is not None else []
+        found: list[torch.Generator] = []
+        for step in self.parts():
+            if step.generator is not None and all(step.generator is not g for g in found):
+                found.append(step.generator)
+        return found
 
     def state_dict(self) -> dict[str, object]:
         """Everything a resumed run needs to continue exactly."""
         gens = self.generators()
         return {"spec": self.spec, "generator": gens[0].get_state() if gens else None,
-                "steps": [self.own_state()]}
+                "steps": [step.own_state() for step in self.parts()]}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         """Restore a `state_dict` taken from a rule with the same spec."""
@@ -193,10 +160,8 @@ class Rule(Step):
             raise UserException(f"This state belongs to aggregator {state.get('spec')!r}, not {self.spec!r}.")
         for gen in self.generators():
             gen.set_state(state["generator"])
-        self._load_steps(state["steps"])
-
-    def _load_steps(self, states: list[dict[str, object]]) -> None:
-        self.load_own_state(states[0])
+        for step, own in zip(self.parts(), state["steps"]):
+            step.load_own_state(own)
 
 
 class PreAggregation(Step):

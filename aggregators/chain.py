@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from aggregators.base import PreAggregation, Rule
+from aggregators.base import PreAggregation, Rule, Step
 from experiments.tools import UserException
 
 __all__ = ["Chain"]
@@ -22,15 +22,21 @@ class Chain(Rule):
         self.steps = list(steps)
         self.rule = rule
         self.generator = generator
-        self._given = {}
 
     @property
     def spec(self) -> str:
-        return ">".join(step.spec for step in [*self.steps, self.rule])
+        return ">".join(step.spec for step in self.parts())
+
+    @property
+    def canonical(self) -> str:
+        return ">".join(step.canonical for step in self.parts())
+
+    def parts(self) -> list[Step]:
+        return [*self.steps, self.rule]
 
     def check(self, n: int, f: int) -> None:
         n_in, f_in = n, f
-        for position, step in enumerate([*self.steps, self.rule]):
+        for position, step in enumerate(self.parts()):
             unmet = step.unmet(n, f)
             if unmet is not None:
                 where = ""
@@ -49,21 +55,5 @@ class Chain(Rule):
         return self.rule.aggregate(gradients, f)
 
     def reset(self) -> None:
-        for step in [*self.steps, self.rule]:
+        for step in self.parts():
             step.reset()
-
-    def generators(self) -> list[torch.Generator]:
-        found: list[torch.Generator] = []
-        for step in [*self.steps, self.rule]:
-            if step.generator is not None and all(step.generator is not g for g in found):
-                found.append(step.generator)
-        return found
-
-    def state_dict(self) -> dict[str, object]:
-        gens = self.generators()
-        return {"spec": self.spec, "generator": gens[0].get_state() if gens else None,
-                "steps": [step.own_state() for step in [*self.steps, self.rule]]}
-
-    def _load_steps(self, states: list[dict[str, object]]) -> None:
-        for step, state in zip([*self.steps, self.rule], states):
-            step.load_own_state(state)

@@ -1,49 +1,24 @@
 """Building rules from specs: `get`, `names`, `describe`, `is_preaggregation`."""
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 import torch
 
-from aggregators.base import DEFAULT_SEED, REGISTRY, PreAggregation, Rule, Step
+from aggregators.base import DEFAULT_SEED, REGISTRY, PreAggregation, Rule
 from aggregators.chain import Chain
-from aggregators.spec import parse
-from experiments.tools import UnavailableException, UserException
+from experiments.grammar import parse_spec
+from experiments.tools import UserException
 
 __all__ = ["get", "names", "describe", "is_preaggregation"]
-
-_PACKAGES = ("aggregators.rules", "aggregators.preaggregation")
-_loaded = False
-
-
-def _discover() -> dict[str, type[Step]]:
-    """Import every module of the rule and pre-aggregation packages (once)."""
-    global _loaded
-    if not _loaded:
-        for package_name in _PACKAGES:
-            package = importlib.import_module(package_name)
-            for info in pkgutil.iter_modules(package.__path__):
-                importlib.import_module(f"{package_name}.{info.name}")
-        _loaded = True
-    return REGISTRY
 
 
 def names() -> list[str]:
     """Every rule and pre-aggregation step, sorted."""
-    return sorted(_discover())
-
-
-def _lookup(name: str) -> type[Step]:
-    registry = _discover()
-    if name not in registry:
-        raise UnavailableException("aggregator", name, registry)
-    return registry[name]
+    return REGISTRY.names()
 
 
 def describe(name: str) -> str:
     """One line describing ``name`` (for ``byzsim list``)."""
-    cls = _lookup(name)
+    cls = REGISTRY.get(name)
     kind = "pre-aggregation" if issubclass(cls, PreAggregation) else "rule"
     params = ", ".join(f"{k}={v}" for k, v in cls.parameters().items())
     return f"{cls.summary()} [{kind}{'; ' + params if params else ''}]"
@@ -51,7 +26,7 @@ def describe(name: str) -> str:
 
 def is_preaggregation(name: str) -> bool:
     """Whether ``name`` is a pre-aggregation step (goes in front of a rule)."""
-    return issubclass(_lookup(name), PreAggregation)
+    return issubclass(REGISTRY.get(name), PreAggregation)
 
 
 def get(spec: str, *, generator: torch.Generator | None = None, **params: object) -> Rule:
@@ -60,7 +35,7 @@ def get(spec: str, *, generator: torch.Generator | None = None, **params: object
     ``generator`` seeds every randomised step; when None a generator seeded with a
     fixed default seed is made (reproducible, never the global RNG).
     """
-    steps = parse(spec)
+    steps = parse_spec(spec, "aggregator", chain=True)
     name, last = steps[-1]
     overlap = sorted(set(last) & set(params))
     if overlap:
@@ -69,7 +44,7 @@ def get(spec: str, *, generator: torch.Generator | None = None, **params: object
     for step_name, step_params in steps:
         if "generator" in step_params:
             raise UserException(f"{step_name}: 'generator' is not a parameter; pass generator= to aggregators.get().")
-    classes = [_lookup(step_name) for step_name, _ in steps]
+    classes = [REGISTRY.get(step_name) for step_name, _ in steps]
     if any(cls.randomised for cls in classes) and generator is None:
         generator = torch.Generator().manual_seed(DEFAULT_SEED)
     built = [cls(generator=generator if cls.randomised else None, **p) for cls, (_, p) in zip(classes, steps)]

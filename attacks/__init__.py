@@ -1,18 +1,15 @@
 """The attack catalogue: every attack the robust-aggregation literature evaluates.
 
-``get(name, **params)`` builds one, ``names()`` lists them, ``describe(name)``
-gives its one-line summary. Gradient attacks are called
-``attack(honest[h, d], f, ctx) -> [f, d]``; the data attack poisons batches
-through ``attack.poison(inputs, targets, num_classes)``. See docs/attacks.md.
+``get("alie(z=1.5)")`` (or ``get("alie", z=1.5)``) builds one, ``names()``
+lists them, ``describe(name)`` gives its one-line summary; each attack is one
+module of this package, registered with ``@register(name)``. Every attack
+answers ``attack.byzantine(honest[h, d], f, ctx) -> [f, d]``; see
+docs/attacks.md.
 """
 from __future__ import annotations
 
-import inspect
-
-from attacks import (  # noqa: F401  (each module registers its attacks)
-    adaptive, alie, bitflip, gaussian, ipm, labelflip, mimic, minmax, none, nonfinite, signflip, zero,
-)
-from attacks.base import Attack, AttackContext, DataAttack, GradientAttack, lookup, registry
+from attacks.base import REGISTRY, Attack, AttackContext, DataAttack, GradientAttack
+from experiments.grammar import parse_spec
 from experiments.tools import UserException
 
 __all__ = ["get", "names", "describe", "Attack", "AttackContext", "GradientAttack", "DataAttack"]
@@ -20,22 +17,19 @@ __all__ = ["get", "names", "describe", "Attack", "AttackContext", "GradientAttac
 
 def names() -> list[str]:
     """Every attack name, sorted."""
-    return sorted(registry())
+    return REGISTRY.names()
 
 
 def describe(name: str) -> str:
     """One line describing the attack (its docstring's first line)."""
-    doc = inspect.getdoc(lookup(name)) or name
-    return doc.splitlines()[0]
+    return REGISTRY.describe(name)
 
 
-def get(name: str, **params: object) -> Attack:
-    """Build the attack ``name`` with its parameters, validated."""
-    cls = lookup(name)
-    signature = inspect.signature(cls.__init__).parameters.values()
-    accepted = [p.name for p in signature if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        takes = f"its parameters are {', '.join(accepted)}" if accepted else "it takes no parameters"
-        raise UserException(f"Attack {name!r} has no parameter {', '.join(map(repr, unknown))}; {takes}.")
-    return cls(**params)
+def get(spec: str, **params: object) -> Attack:
+    """Build the attack of ``spec`` (``"alie"``, ``"alie(z=1.5)"``), keyword parameters added, validated."""
+    [(name, given)] = parse_spec(spec, "attack")
+    overlap = sorted(set(given) & set(params))
+    if overlap:
+        raise UserException(f"Parameter {overlap[0]!r} of attack {name!r} is given both in the spec {spec!r} "
+                            f"and by keyword.")
+    return REGISTRY.get(name)(**given, **params)

@@ -9,6 +9,14 @@ aggregator chain actually configured (pre-aggregation included) through its
 side-effect-free ``trial``. The search starts at the fixed attack's default
 scale, so it never does less damage than the fixed attack, and uses at most
 ``evals`` aggregations.
+
+The attacker does not know the server's random draws: every candidate is
+evaluated with the same draws from the attacker's own generator (one seed
+taken from ``ctx.generator`` per step), never with the server's, so a
+randomised defence (bucketing's permutation, DnC's subsets, SignGuard's
+coordinates) is attacked as its guarantee assumes. ``knows_server_rng=true``
+models the worst case, an attacker who can predict the server's draws: each
+candidate is then evaluated with exactly the draws the server will make.
 """
 from __future__ import annotations
 
@@ -19,7 +27,6 @@ import torch
 
 from attacks.alie import alie_z
 from attacks.base import AttackContext, GradientAttack, register
-from attacks.params import real, whole
 from attacks.stats import coordinate_std, deviations
 from experiments.tools import UserException
 
@@ -58,16 +65,19 @@ def line_maximize(fn: Callable[[float], float], start: float, step: float,
 class _Adaptive(GradientAttack):
     """Line search of base + s * direction against ``ctx.aggregator.trial``."""
 
-    def __init__(self, evals: int = 16, start: float | None = None, step: float | None = None):
-        self.evals = whole(self.name, "evals", evals, minimum=1)
-        self.start = None if start is None else real(self.name, "start", start, minimum=0.0)
-        self.step = None if step is None else real(self.name, "step", step, positive=True)
+    evals: int = 16
+    start: float | None = None  # None: the fixed attack's default scale
+    step: float | None = None   # None: the start (1 when the start is 0)
+    knows_server_rng: bool = False
+
+    def __init__(self, **params: object) -> None:
+        super().__init__(**params)
         self.last_scale: float | None = None
 
-    def params(self) -> dict[str, object]:
-        shown = {"evals": self.evals}
-        shown.update({k: v for k, v in (("start", self.start), ("step", self.step)) if v is not None})
-        return shown
+    def validate(self) -> None:
+        self.need(self.evals >= 1, "evals >= 1")
+        self.need(self.start is None or 0 <= self.start < math.inf, "a finite start >= 0")
+        self.need(self.step is None or 0 < self.step < math.inf, "a finite step > 0")
 
     def line(self, mean: torch.Tensor, dev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The (base, direction) pair of the attack."""
@@ -90,15 +100,23 @@ class _Adaptive(GradientAttack):
         stacked = honest.new_empty((h + f, honest.shape[1]))
         stacked[:h].copy_(honest)
 
+        seed = None if self.knows_server_rng else _draw_seed(ctx.generator)
+
         def damage(s: float) -> float:
             torch.add(base, direction, alpha=s, out=stacked[h])
             stacked[h + 1:].copy_(stacked[h])
-            out = ctx.aggregator.trial(stacked, ctx.decl_f)
+            draws = None if seed is None else torch.Generator().manual_seed(seed)  # the same for every candidate
+            out = ctx.aggregator.trial(stacked, ctx.decl_f, generator=draws)
             value = torch.linalg.vector_norm(out - mean).item()
             return value if math.isfinite(value) else -math.inf
 
         self.last_scale, _ = line_maximize(damage, start, step, self.evals)
         return base.add(direction, alpha=self.last_scale)
+
+
+def _draw_seed(generator: torch.Generator | None) -> int:
+    """One seed for this step's trial draws, from the attacker's own generator (0 without one)."""
+    return 0 if generator is None else int(torch.randint(2**62, (1,), generator=generator))
 
 
 @register("opt-alie")

@@ -4,8 +4,9 @@ Every Byzantine worker sends ``mean - z * std``, coordinate-wise over the
 honest vectors. The paper picks the largest z that still lets the Byzantine
 vector pass as one of the s = floor(n/2 + 1) - f honest "supporters" it needs:
 z = Phi^-1((n - s) / n), Phi the standard normal CDF, n all workers, f the
-Byzantine ones. The formula needs a Byzantine minority (s >= 1). A fixed z
-(1.5 in the EPFL code and ByzFL) can be given instead.
+Byzantine ones. The formula needs a Byzantine minority (s >= 1). A fixed z can
+be given instead; a negative z adds the std, which is ByzFL's convention
+(its ``ALittleIsEnough(tau)`` sends ``mean + tau * std``: byzsim's z = -tau).
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from statistics import NormalDist
 import torch
 
 from attacks.base import AttackContext, GradientAttack, register
-from attacks.params import real
 from attacks.stats import coordinate_std, deviations
 from experiments.tools import UserException
 
@@ -35,11 +35,10 @@ def alie_z(n: int, f: int) -> float:
 class ALittleIsEnough(GradientAttack):
     """A Little Is Enough (Baruch et al. 2019): honest mean - z * coordinate-wise std."""
 
-    def __init__(self, z: float | None = None):
-        self.z = None if z is None else real(self.name, "z", z, minimum=0.0)
+    z: float | None = None  # None: the paper's formula
 
-    def params(self) -> dict[str, object]:
-        return {"z": "formula" if self.z is None else self.z}
+    def validate(self) -> None:
+        self.need(self.z is None or math.isfinite(self.z), "a finite z")
 
     def scale(self, f: int, ctx: AttackContext) -> float:
         """The z used with f Byzantine vectors among ``ctx.nb_workers``."""

@@ -1,54 +1,92 @@
 """What every attack is: the context it receives, the base classes, the registry.
 
-A *gradient* attack receives the honest vectors ``[h, d]`` as the server sees
-them and returns the ``f`` Byzantine vectors ``[f, d]``; a *data* attack
-poisons the Byzantine workers' batches, whose gradients the simulator then
-computes honestly; the ``none`` attack makes the Byzantine workers behave
-honestly.
+An attack is an `experiments.plugin.Plugin` (declared, typed parameters and a
+canonical spec such as ``alie(z=1.5)``) with one entry point,
+``attack.byzantine(honest, f, ctx) -> [f, d]``: the Byzantine vectors of one
+step. Its class says how it makes them:
+
+- a `GradientAttack` forges them from the honest vectors ``[h, d]`` as the
+  server sees them (ALIE, IPM, ...); those that reverse their own honest
+  gradient (bit flip) read ``ctx.own_gradients``, computed on demand;
+- a `DataAttack` poisons the Byzantine workers' batches, whose gradients are
+  then computed honestly (label flipping); ``none`` is the data attack that
+  poisons nothing, so its workers behave honestly.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import ClassVar
 
 import torch
 
-from experiments.tools import UnavailableException, UserException
+from experiments.plugin import Plugin
+from experiments.registry import Registry
+from experiments.tools import UserException
 
-__all__ = ["AttackContext", "Attack", "GradientAttack", "DataAttack", "register", "registry"]
+__all__ = ["AttackContext", "Attack", "GradientAttack", "DataAttack", "REGISTRY", "register"]
 
-_REGISTRY: dict[str, type["Attack"]] = {}
+REGISTRY: Registry[type["Attack"]] = Registry("attack", packages=("attacks",))
+register = REGISTRY.register
+
+Batches = tuple[torch.Tensor, torch.Tensor]
 
 
-@dataclass
 class AttackContext:
     """What the simulator tells an attack besides the honest vectors.
 
-    ``aggregator`` is the configured aggregator chain (pre-aggregation
-    included), called ``aggregator(gradients[n, d], f) -> [d]``; adaptive
-    attacks use its side-effect-free ``trial`` with the same signature.
+    Args:
+        nb_workers: n, all workers (honest and Byzantine).
+        decl_f: the f the aggregator is told (declared).
+        aggregator: the configured aggregator chain (pre-aggregation included),
+            called ``aggregator(gradients[n, d], f) -> [d]``; adaptive attacks use
+            its side-effect-free ``trial``.
+        generator: the attacker's own randomness (a generator derived from the
+            run seed for the attack), never the server's.
+        own_gradients: ``[f, d]`` honest gradients of the Byzantine workers on their
+            own batches, if already known.
+        num_classes: number of classes, for data attacks.
+        batches: returns the Byzantine workers' batches ``([f, b, ...], [f, b])``.
+        gradients: turns such batches into the vectors those workers would send
+            honestly ``[f, d]`` (gradient, l2, clipping, worker momentum).
     """
 
-    nb_workers: int            # n, total number of workers (honest + Byzantine)
-    decl_f: int                # f the aggregator is told (declared)
-    aggregator: object | None  # the configured aggregator chain, or None
-    generator: torch.Generator | None
-    own_gradients: torch.Tensor | None = None  # [f, d] the Byzantine workers' own honest gradients
-    num_classes: int | None = None
+    def __init__(self, nb_workers: int, decl_f: int, aggregator: object | None, generator: torch.Generator | None,
+                 own_gradients: torch.Tensor | None = None, num_classes: int | None = None,
+                 batches: Callable[[], Batches] | None = None,
+                 gradients: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
+        self.nb_workers, self.decl_f, self.aggregator, self.generator = nb_workers, decl_f, aggregator, generator
+        self.num_classes = num_classes
+        self._own, self._batches, self._gradients = own_gradients, batches, gradients
+
+    def batches(self) -> Batches:
+        """The Byzantine workers' batches of this step."""
+        if self._batches is None:
+            raise ValueError("This attack context holds no Byzantine batches.")
+        return self._batches()
+
+    def gradients(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The vectors the Byzantine workers would send, computed honestly on these batches."""
+        if self._gradients is None:
+            raise ValueError("This attack context cannot compute the Byzantine workers' gradients.")
+        return self._gradients(inputs, targets)
+
+    @property
+    def own_gradients(self) -> torch.Tensor:
+        """``[f, d]``: the Byzantine workers' honest vectors on their own batches (computed once, on demand)."""
+        if self._own is None:
+            self._own = self.gradients(*self.batches())
+        return self._own
 
 
-class Attack:
-    """Base of every attack: its kind, its state (none by default) and its name."""
+class Attack(Plugin):
+    """Base of every attack: parameters, state (none by default), and `byzantine`."""
 
-    name: str = ""
-    kind: str = "gradient"
-    needs_own_gradients: bool = False
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = "attack"
 
-    def __init__(self) -> None:
-        """Parameterless by default; subclasses take their parameters as keywords."""
-
-    def params(self) -> dict[str, object]:
-        """The attack's parameters, as shown by ``str()``."""
-        return {}
+    def byzantine(self, honest: torch.Tensor, f: int, ctx: AttackContext) -> torch.Tensor:
+        """The ``[f, d]`` Byzantine vectors of one step."""
+        raise NotImplementedError
 
     def state_dict(self) -> dict:
         """State to checkpoint so that a resumed run continues exactly."""
@@ -59,11 +97,8 @@ class Attack:
         if state:
             raise ValueError(f"Attack {self.name!r} keeps no state, got keys {sorted(state)}.")
 
-    def __str__(self) -> str:
-        shown = ", ".join(f"{k}={v}" for k, v in self.params().items())
-        return f"{self.name}({shown})" if shown else self.name
-
-    __repr__ = __str__
+    def __repr__(self) -> str:
+        return f"attacks.get({self.spec!r})"
 
 
 class GradientAttack(Attack):
@@ -74,8 +109,10 @@ class GradientAttack(Attack):
     ``f >= 1`` (and with ``h >= 1`` when ``needs_honest``).
     """
 
-    kind = "gradient"
-    needs_honest = True
+    needs_honest: ClassVar[bool] = True
+
+    def byzantine(self, honest: torch.Tensor, f: int, ctx: AttackContext) -> torch.Tensor:
+        return self(honest, f, ctx)
 
     def __call__(self, honest: torch.Tensor, f: int, ctx: AttackContext) -> torch.Tensor:
         """Return the ``[f, d]`` Byzantine vectors, never an alias of ``honest``."""
@@ -98,35 +135,15 @@ class GradientAttack(Attack):
 
 
 class DataAttack(Attack):
-    """An attack that poisons the Byzantine workers' batches instead."""
+    """An attack that poisons the Byzantine workers' batches; their gradients are then computed honestly."""
 
-    kind = "data"
+    def byzantine(self, honest: torch.Tensor, f: int, ctx: AttackContext) -> torch.Tensor:
+        if f == 0:
+            return honest.new_empty((0, honest.shape[1]))
+        inputs, targets = ctx.batches()
+        return ctx.gradients(*self.poison(inputs, targets, ctx.num_classes))
 
     def poison(self, inputs: torch.Tensor, targets: torch.Tensor,
-               num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return new ``(inputs, targets)``; works on stacked ``[k, b, ...]`` batches."""
+               num_classes: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(inputs, targets)`` to train on; works on stacked ``[k, b, ...]`` batches."""
         raise NotImplementedError
-
-
-def register(name: str):
-    """Class decorator: make the attack available as ``attacks.get(name)``."""
-    def decorate(cls: type[Attack]) -> type[Attack]:
-        if name in _REGISTRY:
-            raise ValueError(f"Attack {name!r} is registered twice.")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-    return decorate
-
-
-def registry() -> dict[str, type[Attack]]:
-    """A copy of the name -> class table."""
-    return dict(_REGISTRY)
-
-
-def lookup(name: str) -> type[Attack]:
-    """The class registered under ``name``, or ``UnavailableException``."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise UnavailableException("attack", name, _REGISTRY) from None

@@ -2,16 +2,17 @@
 
 The worker computes an honest gradient on its own data, then reverses it
 (e.g. Allen-Zhu et al., ICLR 2021 "bit flipping"; Blades and ByzFL offer it).
-It is the only gradient attack that needs the workers' own honest gradients,
-which the simulator passes in ``ctx.own_gradients``. ``scale`` multiplies the
-reversed gradient (1 = the plain attack).
+Its own gradient comes from ``ctx.own_gradients``, which the simulator
+computes on the Byzantine workers' batches when asked. ``scale`` multiplies
+the reversed gradient (1 = the plain attack).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
 from attacks.base import AttackContext, GradientAttack, register
-from attacks.params import real
 
 
 @register("bitflip")
@@ -19,20 +20,16 @@ class BitFlip(GradientAttack):
     """Bit flipping: each Byzantine worker sends minus its own honest gradient."""
 
     needs_honest = False
-    needs_own_gradients = True
+    scale: float = 1.0
 
-    def __init__(self, scale: float = 1.0):
-        self.scale = real(self.name, "scale", scale, positive=True)
-
-    def params(self) -> dict[str, object]:
-        return {} if self.scale == 1.0 else {"scale": self.scale}
+    def validate(self) -> None:
+        self.need(0 < self.scale < math.inf, "a finite scale > 0")
 
     def forge(self, honest: torch.Tensor, f: int, ctx: AttackContext) -> torch.Tensor:
         own = ctx.own_gradients
-        if own is None or tuple(own.shape) != (f, honest.shape[1]):
-            got = None if own is None else tuple(own.shape)
+        if tuple(own.shape) != (f, honest.shape[1]):
             raise ValueError(f"Attack {self.name!r} needs the Byzantine workers' own gradients "
-                             f"[{f}, {honest.shape[1]}] in ctx.own_gradients, got {got}.")
+                             f"[{f}, {honest.shape[1]}] in ctx.own_gradients, got {tuple(own.shape)}.")
         return own.to(device=honest.device, dtype=honest.dtype).mul(-self.scale)
 
 

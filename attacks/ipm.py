@@ -6,21 +6,21 @@ the aggregate's inner product with the true gradient shrinks or turns negative.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from attacks.base import AttackContext, GradientAttack, register
-from attacks.params import real
 
 
 @register("ipm")
 class InnerProductManipulation(GradientAttack):
     """Inner-product manipulation (Xie et al. 2020): -epsilon times the honest mean."""
 
-    def __init__(self, epsilon: float = 0.1):
-        self.epsilon = real(self.name, "epsilon", epsilon, minimum=0.0)
+    epsilon: float = 0.1
 
-    def params(self) -> dict[str, object]:
-        return {"epsilon": self.epsilon}
+    def validate(self) -> None:
+        self.need(0 <= self.epsilon < math.inf, "a finite epsilon >= 0")
 
     def forge(self, honest: torch.Tensor, f: int, ctx: AttackContext) -> torch.Tensor:
         return honest.mean(dim=0).mul_(-self.epsilon)

@@ -17,8 +17,8 @@ class LabelFlip(DataAttack):
     """Label flipping (data attack): target y becomes C - 1 - y."""
 
     def poison(self, inputs: torch.Tensor, targets: torch.Tensor,
-               num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if num_classes < 1:
+               num_classes: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if num_classes is None or num_classes < 1:
             raise UserException(f"Attack 'labelflip' needs at least one class, got {num_classes}.")
         if targets.dtype.is_floating_point or targets.dtype == torch.bool:
             raise UserException("Attack 'labelflip' needs integer class targets.")

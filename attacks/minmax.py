@@ -15,23 +15,18 @@ vectors' Gram matrix.
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
 from attacks.base import AttackContext, GradientAttack, register
-from attacks.params import choice
 from attacks.stats import coordinate_std, deviations
 
 __all__ = ["MinMax", "MinSum", "largest_root", "perturbation"]
 
-DIRECTIONS = ("std", "unit", "sign")  # see perturbation()
-
 
 class _DistanceBounded(GradientAttack):
-    def __init__(self, direction: str = "std"):
-        self.direction = choice(self.name, "direction", direction, DIRECTIONS)
-
-    def params(self) -> dict[str, object]:
-        return {"direction": self.direction}
+    direction: Literal["std", "unit", "sign"] = "std"  # see perturbation()
 
     def forge(self, honest: torch.Tensor, f: int, ctx: AttackContext) -> torch.Tensor:
         if honest.dtype in (torch.float16, torch.bfloat16):  # dot products of d halves overflow

@@ -2,21 +2,22 @@
 
 A `Checkpoint` keeps one state dictionary per class of snapshotted object
 (`Model` and `Optimizer` wrappers are unwrapped to their torch module and
-optimizer). Files are written to a temporary sibling then moved into place with
-`os.replace`, so a killed process never leaves a truncated checkpoint.
+optimizer). Files are written through `experiments.atomic.atomic_write` (temporary sibling,
+fsync, `os.replace`, fsync of the folder), so a killed process never leaves a
+truncated checkpoint.
 """
 from __future__ import annotations
 
 import copy
-import os
+import io
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from experiments.atomic import atomic_write
 from experiments.tools import UserException
 
 __all__ = ["Checkpoint", "Storage"]
@@ -56,17 +57,10 @@ def _key(instance: Any) -> str:
 
 
 def atomic_save(obj: Any, filepath: Path) -> None:
-    """`torch.save` to a temporary file in the same folder, then `os.replace` it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{filepath.name}.", suffix=".tmp", dir=filepath.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(obj, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """`torch.save` into memory, then `experiments.atomic.atomic_write` it into place."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(filepath, buffer.getvalue())
 
 
 class Checkpoint:

@@ -21,5 +21,5 @@ def catalogue() -> dict[str, list[tuple[str, str]]]:
         "datasets": pairs(datasets.names(), datasets.describe),
         "heterogeneity": pairs(partition.names(), partition.describe),
         "engines": pairs(engines.names(), engines.describe),
-        "schedules": [(name, "learning-rate schedule (see simulator/schedule.py)") for name in SCHEDULES],
+        "schedules": pairs(SCHEDULES.names(), SCHEDULES.describe),
     }

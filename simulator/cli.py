@@ -8,14 +8,13 @@ line on stderr and exit status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import dataclasses
-import json
 import sys
 import types
 import typing
 from collections.abc import Sequence
 
+from experiments.grammar import parse_mapping, parse_value, split_top
 from experiments.tools import UserException
 from simulator.config import Config
 
@@ -23,47 +22,24 @@ SECTIONS = ("aggregators", "attacks", "models", "datasets", "heterogeneity", "en
 
 
 # ----------------------------------------------------------------- parsing
-def parse_value(text: str) -> object:
-    """A scalar from the command line: bool, int, float, JSON, or the string."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
+def _mapping(text: str) -> dict:
+    """An option holding ``k=v,k=v`` or a JSON object (the value grammar of `experiments.grammar`)."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+        return parse_mapping(text)
+    except UserException as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def parse_mapping(text: str) -> dict:
-    """`{"m": 5}` (JSON) or `m=5,tau=10` into a dict."""
-    text = text.strip()
-    if text.startswith("{"):
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise argparse.ArgumentTypeError(f"invalid JSON object: {err}") from None
-        return value
-    result = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise argparse.ArgumentTypeError(f"expected key=value, got {item!r}")
-        result[key.strip()] = parse_value(value.strip())
-    return result
-
-
-def parse_int_list(text: str) -> list[int]:
+def _int_list(text: str) -> list[int]:
+    """An option holding ``100,200`` or ``[100, 200]``."""
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        value = parse_value(text) if text.strip().startswith("[") else \
+            [parse_value(part) for part in split_top(text, ",") if part.strip()]
+    except UserException as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    return value
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +57,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         if base is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
             continue
-        converter = {dict: parse_mapping, list: parse_int_list}.get(base, base)
+        converter = {dict: _mapping, list: _int_list}.get(base, base)
         parser.add_argument(flag, type=converter, default=argparse.SUPPRESS, metavar=field.name.upper(), help=help_text)
 
 
@@ -163,28 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def keep_freed_memory() -> None:
-    """Ask glibc to keep freed memory instead of returning it to the OS each step.
-
-    Large temporaries are freed and re-allocated every step; returning them
-    to the OS (mmap/munmap, heap trimming) cost ~40% of a CPU step here. Only
-    in the command's entry point, never at import.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    m_trim_threshold, m_mmap_max = -1, -4
-    libc.mallopt(m_trim_threshold, 2**31 - 1)
-    libc.mallopt(m_mmap_max, 0)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    keep_freed_memory()
     try:
         return args.func(args)
     except (UserException, OSError) as err:  # OSError: an unwritable or unreadable path

@@ -1,24 +1,28 @@
 """One run's configuration: a JSON-serialisable dataclass with a stable run id.
 
 Field names are the `byzsim train` flags with `_` for `-`; each field's help
-text is the flag's `--help`. `Config.validate()` checks what can be checked
-without building anything (numbers, choices); names of rules, attacks,
-datasets and models are checked when the run is built.
+text is the flag's `--help`. A Config is canonical from construction: the
+aggregator and attack specs are parsed and printed back in one form, with
+``aggregator_args``/``attack_args`` folded into them (``cclip`` with
+``tau=5`` becomes ``cclip(tau=5.0)``), and numbers take their field's type.
+`Config.validate()` checks the rest that can be checked without loading data:
+numbers, choices, and the rule's requirement on (n, f). The run id
+(`simulator.identity`) hashes what changes the result.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
-import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments.tools import UnavailableException, UserException
+import torch
+
+from experiments.tools import UserException
 
 MOMENTUM_PLACEMENTS = ("worker", "server", "update")
 
@@ -56,9 +60,10 @@ class Config:
     nb_real_byz: int | None = _f(None, "real number of attacking workers (default: the declared number)")
     # Defence and attack
     aggregator: str = _f("average", 'aggregator spec, e.g. "krum", "nnm>krum", "bucketing(s=2)>cclip(tau=10)"')
-    aggregator_args: dict = _f({}, "keyword parameters of the last rule of the chain (JSON or k=v,k=v)")
-    attack: str = _f("none", "attack name (see `byzsim list`)")
-    attack_args: dict = _f({}, "keyword parameters of the attack (JSON or k=v,k=v)")
+    aggregator_args: dict = _f({}, "keyword parameters of the last rule of the chain, folded into the spec "
+                                   "(JSON or k=v,k=v)")
+    attack: str = _f("none", 'attack spec, e.g. "alie", "alie(z=1.5)" (see `byzsim list`)')
+    attack_args: dict = _f({}, "keyword parameters of the attack, folded into the spec (JSON or k=v,k=v)")
     # Optimisation
     batch_size: int = _f(32, "mini-batch size of each worker")
     test_batch_size: int = _f(1024, "batch size used to evaluate on the whole test set")
@@ -96,6 +101,17 @@ class Config:
             value = getattr(self, name)
             if float in kinds and isinstance(value, int) and not isinstance(value, bool):
                 setattr(self, name, float(value))
+        _check_types(self)
+        self._fold_specs()
+
+    def _fold_specs(self) -> None:
+        """Parse the aggregator and attack specs, fold their keyword arguments in, print them canonically."""
+        import aggregators
+        import attacks
+
+        self.aggregator = aggregators.get(self.aggregator, **self.aggregator_args).spec
+        self.attack = attacks.get(self.attack, **self.attack_args).spec
+        self.aggregator_args, self.attack_args = {}, {}
 
     # ------------------------------------------------------------------ derived
     @property
@@ -115,14 +131,15 @@ class Config:
             raise UserException(f"Dataset {self.dataset!r} has no default model: pass --model.")
         return DEFAULT_MODELS[self.dataset]
 
+    def identity(self) -> dict:
+        """The canonical, result-changing content of this config (see `simulator.identity`)."""
+        from simulator.identity import identity
+        return identity(self)
+
     def run_id(self) -> str:
-        """Readable slug plus a hash of every field that changes the result."""
-        data = self.to_dict()
-        for key in ("output", "device", "engine", "chunk_size", "checkpoint_every", "data_root"):
-            data.pop(key)
-        digest = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
-        slug = f"{self.dataset}-{self.aggregator}-{self.attack}-f{self.real_byz}-s{self.seed}"
-        return re.sub(r"[^A-Za-z0-9._=-]+", "_", slug) + "-" + digest
+        """Readable slug plus a hash of `identity()`: every field that changes the result, canonically."""
+        from simulator.identity import run_id
+        return run_id(self)
 
     def folder(self) -> Path:
         return Path(self.output) / self.run_id()
@@ -186,10 +203,20 @@ class Config:
         for ok, message in checks:
             if not ok:
                 raise UserException(f"Invalid configuration: {message}.")
-        from simulator.schedule import SCHEDULES  # schedule.py refers back to Config
+        from simulator.engines import ENGINES
+        from simulator.partition import MODES
+        from simulator.schedule import SCHEDULES
 
-        if self.lr_schedule not in SCHEDULES:
-            raise UnavailableException("learning-rate schedule", self.lr_schedule, SCHEDULES)
+        SCHEDULES.get(self.lr_schedule)
+        MODES.get(self.heterogeneity)
+        ENGINES.get(self.engine)
+        try:
+            torch.device(self.device)
+        except RuntimeError:
+            raise UserException(f"Invalid configuration: unknown device {self.device!r} "
+                                "(use e.g. cpu, cuda or cuda:1).") from None
+        import aggregators
+        aggregators.get(self.aggregator).check(self.nb_workers, self.nb_decl_byz)
         output = Path(self.output)
         if output.exists() and not output.is_dir():
             raise UserException(f"Invalid configuration: output {self.output!r} exists and is not a folder.")

@@ -30,38 +30,44 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from experiments.tools import UnavailableException, UserException
+from experiments.registry import Registry
+from experiments.tools import UserException
 
-__all__ = ["partition", "names", "describe"]
+__all__ = ["partition", "names", "describe", "params_of", "MODES"]
 
 _DIRICHLET_DRAWS = 100  # redraws of the proportions before giving up on empty workers
 
 
 @dataclass(frozen=True)
-class _Mode:
+class Mode:
+    """A heterogeneity mode: its split function and the Config fields it reads."""
     split: Callable[..., list[torch.Tensor]]
-    description: str
     params: tuple[str, ...]
 
 
-_MODES: dict[str, _Mode] = {}
+MODES: Registry[Mode] = Registry("heterogeneity")
 
 
 def _register(name: str, description: str, params: tuple[str, ...] = ()):
     def wrap(split):
-        _MODES[name] = _Mode(split, description, params)
+        MODES.add(name, Mode(split, params), description)
         return split
     return wrap
 
 
 def names() -> list[str]:
     """Every heterogeneity mode, sorted."""
-    return sorted(_MODES)
+    return MODES.names()
 
 
 def describe(name: str) -> str:
     """One line describing a heterogeneity mode."""
-    return _lookup(name).description
+    return MODES.describe(name)
+
+
+def params_of(name: str) -> tuple[str, ...]:
+    """The parameters (Config fields) a mode reads, e.g. ``("alpha",)`` for dirichlet."""
+    return MODES.get(name).params
 
 
 def partition(targets: torch.Tensor, nb_workers: int, mode: str, generator: torch.Generator,
@@ -78,7 +84,7 @@ def partition(targets: torch.Tensor, nb_workers: int, mode: str, generator: torc
     Returns:
         One non-empty int64 CPU tensor of indices per worker, disjoint, covering the set.
     """
-    spec = _lookup(mode)
+    spec = MODES.get(mode)
     unknown = sorted(set(params) - set(spec.params))
     if unknown:
         takes = ", ".join(spec.params) if spec.params else "no parameter"
@@ -99,12 +105,6 @@ def partition(targets: torch.Tensor, nb_workers: int, mode: str, generator: torc
             f"Heterogeneity {mode!r} left {int((sizes == 0).sum())} of {nb_workers} workers without any sample; "
             f"use fewer workers or a milder setting.")
     return parts
-
-
-def _lookup(name: str) -> _Mode:
-    if name not in _MODES:
-        raise UnavailableException("heterogeneity", name, names())
-    return _MODES[name]
 
 
 def _check_labels(targets: torch.Tensor) -> torch.Tensor:

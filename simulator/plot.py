@@ -6,6 +6,7 @@ object-oriented API (no pyplot), so no global backend state is touched.
 """
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -16,13 +17,13 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from experiments.tools import UserException
+from simulator.config import Config
 from simulator.store import CONFIG, EVALS, SUMMARY, RunFolder, csv_bytes, atomic_write, read_csv
 
 TABLE_COLUMNS = ("aggregator", "attack", "f", "heterogeneity", "variant", "seeds", "final_accuracy_mean",
                  "final_accuracy_std", "best_accuracy_mean")
-# Fields that name a group's panel or row already, or do not change results.
-_SHOWN = {"aggregator", "aggregator_args", "attack", "attack_args", "nb_decl_byz", "nb_real_byz", "seed",
-          "output", "device", "engine", "chunk_size", "checkpoint_every", "data_root"}
+# Identity fields that already name a group's panel or row (the rest of the identity tells variants apart).
+_LABELLED = {"aggregator", "attack", "nb_decl_byz", "nb_real_byz", "seed"}
 
 
 @dataclass
@@ -61,31 +62,25 @@ def load_groups(folders: Sequence[Path]) -> list[Group]:
     buckets: dict[str, list[tuple[dict, list[dict], dict]]] = defaultdict(list)
     for folder in folders:
         store = RunFolder(folder)
-        config = store.read_json(CONFIG)
-        key = repr(sorted((k, repr(v)) for k, v in config.items() if k not in ("seed", "output")))
+        config = Config.from_dict(store.read_json(CONFIG)).identity()
+        key = json.dumps({k: v for k, v in config.items() if k != "seed"}, sort_keys=True)
         buckets[key].append((config, read_csv(store.file(EVALS)), store.read_json(SUMMARY)))
     groups = []
     for runs in buckets.values():
         config = runs[0][0]
         length = min(len(evals) for _, evals, _ in runs)
-        f = config["nb_real_byz"] if config["nb_real_byz"] is not None else config["nb_decl_byz"]
         groups.append(Group(
-            aggregator=_with_args(config["aggregator"], config["aggregator_args"]),
-            attack=_with_args(config["attack"], config["attack_args"]), f=f, heterogeneity=config["heterogeneity"],
+            aggregator=config["aggregator"], attack=config["attack"], f=config["nb_real_byz"],
+            heterogeneity=config["heterogeneity"],
             steps=[row["step"] for row in runs[0][1][:length]],
             accuracies=np.array([[row["accuracy"] for row in evals[:length]] for _, evals, _ in runs]),
             best=[summary["best_accuracy"] for _, _, summary in runs], config=config,
         ))
-    varying = sorted(k for k in groups[0].config if k not in _SHOWN
-                     and len({repr(g.config[k]) for g in groups}) > 1)
+    fields = set().union(*(g.config for g in groups)) - _LABELLED
+    varying = sorted(k for k in fields if len({repr(g.config.get(k)) for g in groups}) > 1)
     for g in groups:
-        g.variant = ", ".join(f"{k}={g.config[k]}" for k in varying)
+        g.variant = ", ".join(f"{k}={g.config.get(k)}" for k in varying)
     return sorted(groups, key=lambda g: (g.attack, g.f, g.aggregator, g.variant))
-
-
-def _with_args(name: str, args: dict) -> str:
-    """`name(k=v, ...)`, or `name` when there are no parameters."""
-    return f"{name}({', '.join(f'{k}={v}' for k, v in sorted(args.items()))})" if args else name
 
 
 def plot_curves(groups: Sequence[Group], path: Path) -> None:

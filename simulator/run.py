@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from simulator.config import Config
+from simulator.memory import keep_freed_memory
 from simulator.metrics import EVAL_COLUMNS, METRIC_COLUMNS
 from simulator.simulation import Simulation
 from simulator.store import CONFIG, EVALS, METRICS, SUMMARY, RunFolder, read_csv
@@ -64,6 +65,7 @@ def _summary(sim: Simulation, elapsed: float) -> dict:
         "final_train_loss": sim.metrics[-1]["train_loss"],
         "wall_time": elapsed,
         "engine": sim.engine.name,
+        "data": sim.data,
         "versions": {"byzsim": version("byzsim"), "torch": torch.__version__, "python": platform.python_version()},
     }
 
@@ -84,6 +86,7 @@ def deferred_interrupt() -> Iterator[list[bool]]:
 
 def run(config: Config, *, progress: bool = True) -> RunResult:
     """Run `config` to the end (resuming a checkpoint if there is one)."""
+    keep_freed_memory()
     config.validate()
     store = RunFolder(config.folder())
     if store.is_complete():

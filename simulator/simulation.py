@@ -1,11 +1,12 @@
 """One simulated run in memory: its parts, one training step, one evaluation.
 
-A step, as design.md describes it: every worker samples a batch from its own
-partition; the engine computes the honest gradients; workers add l2, clip and
-apply momentum; the attack produces the Byzantine vectors (a data attack
-poisons the Byzantine workers' batches instead, whose gradients are then
+A step: every honest worker samples a batch from its own partition of the
+training set (the data belongs to the honest workers); the engine computes
+their gradients; workers add l2, clip and apply momentum; the attack produces
+the Byzantine vectors (a data attack poisons the Byzantine workers' own
+batches, drawn iid from the whole training set, whose gradients are then
 computed honestly); the aggregator chain combines the n vectors (honest
-first, Byzantine last); the server applies the update.
+first, Byzantine last); the server subtracts the update from the parameters.
 """
 from __future__ import annotations
 
@@ -18,20 +19,19 @@ import torch.nn.functional as F
 import aggregators
 import attacks
 from attacks.base import AttackContext
-from experiments import Configuration, Criterion, Model, Optimizer
+from experiments import Configuration, Criterion, Model
 from experiments import datasets
 from experiments.tools import UserException
 from simulator.config import Config
 from simulator.engines import make_engine
-from simulator.metrics import step_metrics
+from simulator.metrics import data_summary, step_metrics
 from simulator.optim import Momentum
-from simulator.partition import partition
+from simulator.partition import params_of, partition
 from simulator.sampler import WorkerSampler
 from simulator.schedule import learning_rate
 from simulator.seeding import derive_seed, generator
 
 LOSSES = {"crossentropy": F.cross_entropy, "nll": F.nll_loss}
-HETEROGENEITY_PARAMS = {"dirichlet": ("alpha",), "gamma": ("gamma",)}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -51,23 +51,26 @@ class Simulation:
     def __init__(self, config: Config):
         c = self.config = config.validate()
         self.device = resolve_device(c.device)
-        self.aggregator = aggregators.get(c.aggregator, generator=generator(c.seed, "aggregator"), **c.aggregator_args)
-        self.aggregator.check(c.nb_workers, c.nb_decl_byz)
-        self.attack = attacks.get(c.attack, **c.attack_args)
+        self.aggregator = aggregators.get(c.aggregator, generator=generator(c.seed, "aggregator"))
+        self.attack = attacks.get(c.attack)
         self.attack_generator = generator(c.seed, "attack")
         self.num_classes = datasets.num_classes(c.dataset)
         train_x, train_y = datasets.load_tensors(c.dataset, True, c.data_root)
         test_x, test_y = datasets.load_tensors(c.dataset, False, c.data_root)
         self.test = (test_x.to(self.device), test_y.to(self.device))
-        parts = partition(train_y, c.nb_workers, c.heterogeneity, generator(c.seed, "partition"),
-                          **{k: getattr(c, k) for k in HETEROGENEITY_PARAMS.get(c.heterogeneity, ())})
-        self.sampler = WorkerSampler(train_x.to(self.device), train_y.to(self.device), parts, c.batch_size,
-                                     derive_seed(c.seed, "sampler"))
+        parts = partition(train_y, c.nb_honest, c.heterogeneity, generator(c.seed, "partition"),
+                          **{k: getattr(c, k) for k in params_of(c.heterogeneity)})
+        self.data = data_summary(train_y, parts, self.num_classes)
+        train_x, train_y = train_x.to(self.device), train_y.to(self.device)
+        self.sampler = WorkerSampler(train_x, train_y, parts, c.batch_size, derive_seed(c.seed, "sampler"))
+        # Byzantine workers that compute gradients draw iid from the whole training set.
+        everything = [torch.arange(len(train_y))] * c.real_byz
+        self.byzantine_sampler = WorkerSampler(train_x, train_y, everything, c.batch_size,
+                                               derive_seed(c.seed, "byzantine sampler")) if everything else None
         self.model = self._build_model()
         self.loss_fn = LOSSES[c.loss]
         self.engine = make_engine(c.engine, self.model, self.loss_fn, chunk_size=c.chunk_size,
-                                  seed=derive_seed(c.seed, "engine"))
-        self.optimizer = Optimizer("sgd", self.model, lr=1.0)  # applies the flat update computed by `Momentum`
+                                  seed=derive_seed(c.seed, "engine"), probe=(train_x[:2], train_y[:2]))
         self.criterion = Criterion(c.criterion, **c.criterion_args)
         self.momentum = Momentum(c, self.model.get().numel(), self.device, self.model.get().dtype)
         self.t = 0
@@ -88,7 +91,7 @@ class Simulation:
         """Raise the user errors that would otherwise surface at the first step, before anything is written.
 
         One forward pass and the criterion on two test samples (does the model take this data?) and
-        one attack on stand-in vectors with a throwaway generator (are its
+        one attack on stand-in vectors and batches with a throwaway generator (are its
         parameters valid for this n and f?); adaptive attacks only call the
         aggregator's side-effect-free `trial`. No run state is touched.
         """
@@ -100,13 +103,14 @@ class Simulation:
                 first = str(err).splitlines()[0]
                 raise UserException(f"Model {c.model_name!r} cannot take {c.dataset!r} inputs of shape "
                                     f"{tuple(self.test[0].shape[1:])}: {first}") from None
-        if c.real_byz and self.attack.kind not in ("none", "data"):
-            stand_in = torch.zeros(c.nb_honest, 2)
+        if c.real_byz:
+            f = c.real_byz
+            x, y = self.test[0][:1].expand(f, 1, *self.test[0].shape[1:]), self.test[1][:1].expand(f, 1)
             context = AttackContext(nb_workers=c.nb_workers, decl_f=c.nb_decl_byz, aggregator=self.aggregator,
-                                    generator=torch.Generator(), own_gradients=torch.zeros(c.real_byz, 2),
-                                    num_classes=self.num_classes)
+                                    generator=torch.Generator(), num_classes=self.num_classes,
+                                    batches=lambda: (x, y), gradients=lambda inputs, targets: torch.zeros(f, 2))
             state = copy.deepcopy(self.attack.state_dict())  # stateful attacks (mimic) must not see the probe
-            self.attack(stand_in, c.real_byz, context)
+            self.attack.byzantine(torch.zeros(c.nb_honest, 2), f, context)
             self.attack.load_state_dict(state)
 
     # ------------------------------------------------------------------ step
@@ -120,34 +124,32 @@ class Simulation:
             gradients = gradients * (c.clip / norms).clamp(max=1.0).nan_to_num(nan=0.0)
         return self.momentum.at_workers(gradients, first)
 
-    def _byzantine(self, inputs: torch.Tensor, targets: torch.Tensor, honest: torch.Tensor) -> torch.Tensor:
-        """The f real Byzantine vectors of this step."""
-        c, h, f = self.config, self.config.nb_honest, self.config.real_byz
-        if f == 0:
-            return honest.new_empty((0, honest.shape[1]))
-        if self.attack.kind in ("none", "data"):
-            if self.attack.kind == "data":
-                inputs, targets = self.attack.poison(inputs, targets, self.num_classes)
-            gradients, _ = self.engine.gradients(inputs, targets, update_buffers=False)
-            return self._worker_vectors(gradients, h)
-        own = None
-        if self.attack.needs_own_gradients:
-            own = self._worker_vectors(self.engine.gradients(inputs, targets, update_buffers=False)[0], h)
-        context = AttackContext(nb_workers=c.nb_workers, decl_f=c.nb_decl_byz, aggregator=self.aggregator,
-                                generator=self.attack_generator, own_gradients=own, num_classes=self.num_classes)
-        return self.attack(honest, f, context)
+    def _byzantine_vectors(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """What the Byzantine workers would send honestly on these batches (their buffers do not count)."""
+        gradients, _ = self.engine.gradients(inputs, targets, update_buffers=False)
+        return self._worker_vectors(gradients, self.config.nb_honest)
+
+    def _attack_context(self) -> AttackContext:
+        c = self.config
+        return AttackContext(nb_workers=c.nb_workers, decl_f=c.nb_decl_byz, aggregator=self.aggregator,
+                             generator=self.attack_generator, num_classes=self.num_classes,
+                             batches=self.byzantine_sampler.sample if self.byzantine_sampler else None,
+                             gradients=self._byzantine_vectors)
 
     def step(self) -> dict:
         """One training step; returns its metrics row."""
         start = time.perf_counter()
-        h, lr = self.config.nb_honest, learning_rate(self.config, self.t)
+        c = self.config
+        lr = learning_rate(c, self.t)
         inputs, targets = self.sampler.sample()
-        gradients, losses = self.engine.gradients(inputs[:h], targets[:h])
+        gradients, losses = self.engine.gradients(inputs, targets)
         honest = self._worker_vectors(gradients, 0)
-        byzantine = self._byzantine(inputs[h:], targets[h:], honest)
-        aggregate = self.aggregator(torch.cat([honest, byzantine]), self.config.nb_decl_byz)
-        self.model.update(self.momentum.update(aggregate, self.model.get(), lr), self.optimizer)
-        row = {"step": self.t, "lr": lr, "train_loss": losses.mean().item(), **step_metrics(honest, aggregate),
+        byzantine = self.attack.byzantine(honest, c.real_byz, self._attack_context())
+        aggregate = self.aggregator(torch.cat([honest, byzantine]), c.nb_decl_byz)
+        params = self.model.get()
+        with torch.no_grad():
+            params.sub_(self.momentum.update(aggregate, params, lr))
+        row = {"step": self.t, "lr": lr, **step_metrics(losses, honest, aggregate),
                "step_time": time.perf_counter() - start}
         self.t += 1
         self.metrics.append(row)
@@ -157,12 +159,14 @@ class Simulation:
     @torch.no_grad()
     def evaluate(self) -> dict:
         """Accuracy and mean loss on the whole test set, in eval mode."""
-        correct, total, loss_sum = 0.0, 0, 0.0
+        correct = torch.zeros((), dtype=torch.float64, device=self.device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         for x, y in zip(*(t.split(self.config.test_batch_size) for t in self.test)):
             output = self.model.run(x)
-            correct += self.criterion(output, y)[0].item()
-            total += len(y)
-            loss_sum += self.loss_fn(output, y, reduction="sum").item()
+            correct += self.criterion(output, y)[0]
+            loss_sum += self.loss_fn(output, y, reduction="sum")
+        total = len(self.test[1])
+        correct, loss_sum = torch.stack([correct, loss_sum]).tolist()  # one transfer from the device
         row = {"step": self.t, "accuracy": correct / total, "test_loss": loss_sum / total}
         self.evaluations.append(row)
         return row
@@ -175,19 +179,26 @@ class Simulation:
             "module": {k: v.clone() for k, v in self.model.module.state_dict().items()},
             "momentum": self.momentum.state_dict(),
             "sampler": self.sampler.state_dict(),
+            "byzantine_sampler": self.byzantine_sampler.state_dict() if self.byzantine_sampler else None,
             "aggregator": self.aggregator.state_dict(),
             "attack": self.attack.state_dict(),
             "attack_generator": self.attack_generator.get_state(),
+            "engine_name": self.engine.name,
             "engine": self.engine.state_dict(),
             "metrics": list(self.metrics),
             "evaluations": list(self.evaluations),
         }
 
     def load_state_dict(self, state: dict) -> None:
+        if state["engine_name"] != self.engine.name:
+            raise UserException(f"This checkpoint was written by the {state['engine_name']!r} engine, "
+                                f"not {self.engine.name!r}; a run never resumes under another engine.")
         self.t = state["t"]
         self.model.module.load_state_dict(state["module"])
         self.momentum.load_state_dict(state["momentum"])
         self.sampler.load_state_dict(state["sampler"])
+        if self.byzantine_sampler:
+            self.byzantine_sampler.load_state_dict(state["byzantine_sampler"])
         self.aggregator.load_state_dict(state["aggregator"])
         self.attack.load_state_dict(state["attack"])
         self.attack_generator.set_state(state["attack_generator"])

@@ -1,38 +1,29 @@
 """A run's folder on disk: config, metrics, evaluations, summary, checkpoint.
 
-Every file is written atomically (temporary file in the same folder, then
-os.replace), so a run killed at any moment leaves either the old or the new
-version of each file, never half of one.
+Every file is written through `experiments.atomic.atomic_write` (temporary
+sibling, fsync, os.replace, fsync of the folder), so a run killed at any
+moment leaves either the old or the new version of each file, never half of one.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from experiments.atomic import atomic_write
+from experiments.checkpoint import atomic_save
+
+__all__ = ["CONFIG", "METRICS", "EVALS", "SUMMARY", "CHECKPOINT", "RunFolder", "atomic_write", "csv_bytes",
+           "read_csv"]
+
 CONFIG, METRICS, EVALS, SUMMARY, CHECKPOINT = (
     "config.json", "metrics.csv", "evaluations.csv", "summary.json", "checkpoint.pt",
 )
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def csv_bytes(columns: Sequence[str], rows: Iterable[dict]) -> bytes:
@@ -76,9 +67,7 @@ class RunFolder:
         atomic_write(self.file(name), csv_bytes(columns, rows))
 
     def save_checkpoint(self, state: dict) -> None:
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        atomic_write(self.file(CHECKPOINT), buffer.getvalue())
+        atomic_save(state, self.file(CHECKPOINT))
 
     def load_checkpoint(self) -> dict | None:
         path = self.file(CHECKPOINT)

@@ -17,30 +17,26 @@ from typing import Any
 
 import torch
 
-from experiments.datasets import cifar, digits, idx
-from experiments.datasets.spec import ArrayDataset, Spec, to_unit
+from experiments.datasets.spec import REGISTRY, ArrayDataset, Spec, to_unit
 from experiments.paths import default_root
 from experiments.tools import ArgumentException, UnavailableException, UserException
 
-__all__ = ["names", "describe", "num_classes", "load_tensors", "build", "get_default_transform", "torchvision_names"]
-
-_REGISTRY: dict[str, Spec] = {spec.name: spec for spec in (digits.SPEC, idx.MNIST, idx.FASHIONMNIST, cifar.CIFAR10)}
+__all__ = ["REGISTRY", "Spec", "names", "describe", "num_classes", "load_tensors", "build", "get_default_transform",
+           "torchvision_names"]
 
 
 def names() -> list[str]:
     """Names of the datasets readable offline."""
-    return sorted(_REGISTRY)
+    return REGISTRY.names()
 
 
 def _spec(name: str) -> Spec:
-    if name not in _REGISTRY:
-        raise UnavailableException("dataset", name, _REGISTRY)
-    return _REGISTRY[name]
+    return REGISTRY.get(name)
 
 
 def describe(name: str) -> str:
     """One line describing a dataset."""
-    return _spec(name).description
+    return REGISTRY.describe(name)
 
 
 def num_classes(name: str) -> int:
@@ -73,11 +69,11 @@ def torchvision_names() -> list[str]:
 def get_default_transform(dataset: str, train: bool) -> Callable:
     """Default transform: to tensor and normalise; random augmentation only on training sets."""
     import torchvision.transforms as T
-    if dataset not in _REGISTRY:
+    if dataset not in REGISTRY:
         if dataset in torchvision_names():
             return T.ToTensor()
-        raise UnavailableException("dataset", dataset, [*_REGISTRY, *torchvision_names()])
-    spec = _REGISTRY[dataset]
+        raise UnavailableException("dataset", dataset, [*REGISTRY.names(), *torchvision_names()])
+    spec = REGISTRY.get(dataset)
     mean, std = spec.stats()
     steps = spec.augment() if train else []
     if spec.name != "digits":  # digits items already are [0,1] tensors
@@ -91,15 +87,15 @@ def build(name: str, root: str | Path | None = None, *args: Any, train: bool = T
           download: bool = False, **kwargs: Any) -> torch.utils.data.Dataset:
     """A map-style dataset; `transform=None` uses `get_default_transform(name, train)`."""
     transform = transform if transform is not None else get_default_transform(name, train)
-    if name in _REGISTRY:
+    if name in REGISTRY:
         if args or kwargs:
             raise ArgumentException(f"Dataset {name!r} takes no extra arguments, got {list(args) + list(kwargs)}.")
-        images, labels = _REGISTRY[name].read(_root(root), train, download)
+        images, labels = REGISTRY.get(name).read(_root(root), train, download)
         return ArrayDataset(images, labels, transform, target_transform)
     import torchvision.datasets
     classes = {n.lower(): getattr(torchvision.datasets, n) for n in torchvision.datasets.__all__}
     if name not in classes:
-        raise UnavailableException("dataset", name, [*_REGISTRY, *torchvision_names()])
+        raise UnavailableException("dataset", name, [*REGISTRY.names(), *torchvision_names()])
     cls = classes[name]
     try:
         return cls(str(_root(root)), *args, train=train, transform=transform,

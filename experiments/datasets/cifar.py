@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.datasets.spec import Spec, not_found
+from experiments.datasets.spec import Spec, not_found, register
 from experiments.tools import UserException
 
 __all__ = ["CIFAR10", "read_batch"]
@@ -61,6 +61,6 @@ def _augment() -> list:
     return [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()]
 
 
-CIFAR10 = Spec(name="cifar10", description="CIFAR-10 colour images, 3x32x32, 50000/10000 (local Python pickles)",
-               num_classes=10, read=_read,
-               stats=lambda: ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)), augment=_augment)
+CIFAR10 = register(Spec(name="cifar10", description="CIFAR-10 colour images, 3x32x32, 50000/10000 (local Python pickles)",
+                        num_classes=10, read=_read,
+                        stats=lambda: ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)), augment=_augment))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from experiments.datasets.spec import Spec
+from experiments.datasets.spec import Spec, register
 
 __all__ = ["SPEC", "TRAIN_SIZE"]
 
@@ -43,5 +43,5 @@ def _stats() -> tuple[tuple[float, ...], tuple[float, ...]]:
     return (float(x_train.mean()),), (float(x_train.std()),)
 
 
-SPEC = Spec(name="digits", description="8x8 handwritten digits bundled with scikit-learn (1437 train / 360 test, offline)",
-            num_classes=10, read=_read, stats=_stats)
+SPEC = register(Spec(name="digits", description="8x8 handwritten digits bundled with scikit-learn (1437 train / 360 test, offline)",
+                     num_classes=10, read=_read, stats=_stats))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.datasets.spec import Spec, not_found
+from experiments.datasets.spec import Spec, not_found, register
 from experiments.tools import UserException
 
 __all__ = ["MNIST", "FASHIONMNIST", "read_idx", "find_idx"]
@@ -84,10 +84,10 @@ def _reader(name: str, class_name: str, extra: tuple[Path, ...]):
     return read
 
 
-MNIST = Spec(name="mnist", description="MNIST handwritten digits, 1x28x28, 60000/10000 (local IDX files)",
-             num_classes=10, read=_reader("mnist", "MNIST", ()),
-             stats=lambda: ((0.1307,), (0.3081,)))
-FASHIONMNIST = Spec(name="fashionmnist",
-                    description="Fashion-MNIST clothing images, 1x28x28, 60000/10000 (local IDX files or Debian package)",
-                    num_classes=10, read=_reader("fashionmnist", "FashionMNIST", (DEBIAN_FASHION,)),
-                    stats=lambda: ((0.2860,), (0.3530,)))
+MNIST = register(Spec(name="mnist", description="MNIST handwritten digits, 1x28x28, 60000/10000 (local IDX files)",
+                      num_classes=10, read=_reader("mnist", "MNIST", ()),
+                      stats=lambda: ((0.1307,), (0.3081,))))
+FASHIONMNIST = register(Spec(name="fashionmnist",
+                             description="Fashion-MNIST clothing images, 1x28x28, 60000/10000 (local IDX files or Debian package)",
+                             num_classes=10, read=_reader("fashionmnist", "FashionMNIST", (DEBIAN_FASHION,)),
+                             stats=lambda: ((0.2860,), (0.3530,))))

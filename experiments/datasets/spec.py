@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["Spec", "ArrayDataset", "to_unit", "not_found"]
+from experiments.registry import Registry
+
+__all__ = ["Spec", "ArrayDataset", "to_unit", "not_found", "REGISTRY", "register"]
 
 # (root, train, download) -> (images, labels); images are uint8 [N,H,W] / [N,H,W,C]
 # (items become PIL images, as torchvision's own datasets give) or float32
@@ -26,6 +28,15 @@ class Spec:
     read: Reader
     stats: Callable[[], tuple[tuple[float, ...], tuple[float, ...]]]  # per-channel (mean, std) in [0, 1] units
     augment: Callable[[], list[Any]] = list  # random transforms applied before ToTensor on training sets
+
+
+REGISTRY: Registry[Spec] = Registry("dataset", packages=("experiments.datasets",))
+
+
+def register(spec: Spec) -> Spec:
+    """Make ``spec`` available by its name (a dataset module calls this once per dataset it reads)."""
+    REGISTRY.add(spec.name, spec, spec.description)
+    return spec
 
 
 class ArrayDataset(torch.utils.data.Dataset):

@@ -1,9 +1,8 @@
 """Adaptive ALIE / IPM: the line search, and its damage against median and Krum."""
-import importlib
-
 import pytest
 import torch
 
+import aggregators
 import attacks
 from attacks.adaptive import line_maximize
 from attacks.base import AttackContext
@@ -20,7 +19,7 @@ class StandIn:
         self.calls += 1
         return self.rule(gradients, f)
 
-    def trial(self, gradients, f):
+    def trial(self, gradients, f, generator=None):
         self.trials += 1
         return self.rule(gradients, f)
 
@@ -35,15 +34,6 @@ def krum(gradients, f):
     dist.fill_diagonal_(float("inf"))
     scores = dist.topk(n - f - 2, dim=1, largest=False).values.sum(dim=1)
     return gradients[scores.argmin()].clone()
-
-
-def real_rule(name):
-    """The real aggregator from aggregators/, or skip while it does not exist yet."""
-    try:
-        aggregators = importlib.import_module("aggregators")
-        return aggregators.get(name)
-    except Exception as error:  # not built yet, or the registry lacks the rule
-        pytest.skip(f"aggregators.get({name!r}) unavailable: {error}")
 
 
 def honest_cloud(seed, h=20, d=50):
@@ -134,10 +124,45 @@ def test_adaptive_attacks_see_the_whole_chain_including_pre_aggregation():
 @pytest.mark.parametrize("name", ["opt-alie", "opt-ipm"])
 @pytest.mark.parametrize("rule_name", ["median", "krum", "nnm>median", "nnm>krum"])
 def test_against_the_real_aggregators(name, rule_name):
-    agg = real_rule(rule_name)
+    agg = aggregators.get(rule_name)
     honest, f = honest_cloud(5).float(), 5
     ctx = AttackContext(nb_workers=25, decl_f=f, aggregator=agg, generator=None)
     fixed_name, params = FIXED[name]
     fixed = attacks.get(fixed_name, **params)(honest, f, ctx)
     adaptive = attacks.get(name)(honest, f, ctx)
     assert damage(agg.trial, honest, adaptive, f) >= damage(agg.trial, honest, fixed, f) - 1e-5
+
+
+def _record_randperm(monkeypatch):
+    """Every permutation torch.randperm returns from now on, in order."""
+    seen, original = [], torch.randperm
+
+    def recording(*args, **kwargs):
+        out = original(*args, **kwargs)
+        seen.append(out.clone())
+        return out
+
+    monkeypatch.setattr(torch, "randperm", recording)
+    return seen
+
+
+@pytest.mark.parametrize("spec, d", [("bucketing(s=2)>median", 50), ("dnc(b=10)", 50)])
+@pytest.mark.parametrize("knows", [False, True])
+def test_the_attacker_draws_its_own_randomness_unless_it_knows_the_servers(monkeypatch, spec, d, knows):
+    honest, f = honest_cloud(6, d=d).float(), 5
+    chain = aggregators.get(spec, generator=torch.Generator().manual_seed(11))
+    ctx = AttackContext(nb_workers=25, decl_f=f, aggregator=chain, generator=torch.Generator().manual_seed(3))
+    server_state = chain.state_dict()["generator"]
+    seen = _record_randperm(monkeypatch)
+    byzantine = attacks.get("opt-alie", evals=5, knows_server_rng=knows)(honest, f, ctx)
+    tried = list(seen)
+    assert torch.equal(chain.state_dict()["generator"], server_state)  # the line search leaves the server alone
+    seen.clear()
+    chain(torch.cat([honest, byzantine]), f)
+    real = seen[0]
+    assert len(tried) >= 5
+    if knows:  # the worst case: every candidate met the very draws the server then made
+        assert all(torch.equal(t, real) for t in tried)
+    else:
+        assert not any(torch.equal(t, real) for t in tried)
+        assert all(torch.equal(t, tried[0]) for t in tried)  # every candidate met the same draws

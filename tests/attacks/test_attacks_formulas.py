@@ -135,15 +135,34 @@ def test_bitflip_and_reverse_send_minus_their_own_gradient(name):
     assert torch.equal(out, -own)
     assert torch.equal(attacks.get(name, scale=2)(HONEST, 2, ctx(own=own)), -2 * own)
     assert torch.equal(own, torch.tensor([[1.0, -2.0], [0.5, 0.0]], dtype=torch.float64))
-    with pytest.raises(ValueError, match="own gradients"):
+    with pytest.raises(ValueError, match="Byzantine batches"):
         attacks.get(name)(HONEST, 2, ctx())
 
 
-def test_none_returns_the_workers_own_honest_gradients():
-    own = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
-    out = attacks.get("none")(HONEST, 1, ctx(own=own))
-    assert torch.equal(out, own) and out.data_ptr() != own.data_ptr()
-    assert attacks.get("none")(HONEST, 0, ctx()).shape == (0, 2)
+def test_bitflip_computes_its_own_gradients_on_demand_from_the_byzantine_batches():
+    seen = []
+    batches = (torch.ones(2, 3, 1), torch.zeros(2, 3, dtype=torch.long))
+
+    def gradients(inputs, targets):
+        seen.append((inputs, targets))
+        return torch.tensor([[1.0, -2.0], [0.5, 0.0]], dtype=torch.float64)
+
+    context = AttackContext(nb_workers=5, decl_f=2, aggregator=None, generator=None,
+                            batches=lambda: batches, gradients=gradients)
+    assert torch.equal(attacks.get("bitflip").byzantine(HONEST, 2, context), -gradients(*batches))
+    assert len(seen) == 2 and seen[0][0] is batches[0]  # one call by the attack (then one by this test)
+
+
+@pytest.mark.parametrize("name, flipped", [("none", False), ("labelflip", True)])
+def test_data_attacks_send_honest_gradients_of_their_poisoned_batches(name, flipped):
+    inputs, targets = torch.ones(1, 3, 2), torch.tensor([[0, 1, 2]])
+    context = AttackContext(nb_workers=4, decl_f=1, aggregator=None, generator=None, num_classes=3,
+                            batches=lambda: (inputs, targets),
+                            gradients=lambda x, y: torch.cat([x.sum((1, 2)), y.double().sum(1)])[None])
+    out = attacks.get(name).byzantine(HONEST, 1, context)
+    label_sum = (2 - targets).sum() if flipped else targets.sum()
+    assert torch.equal(out, torch.tensor([[6.0, float(label_sum)]], dtype=torch.float64))
+    assert attacks.get(name).byzantine(HONEST, 0, context).shape == (0, 2)
 
 
 def test_labelflip_maps_y_to_c_minus_one_minus_y_on_stacked_batches():

@@ -4,17 +4,18 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import attacks
-from attacks.base import AttackContext
+from attacks.base import AttackContext, GradientAttack
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-GRADIENT = [n for n in attacks.names() if attacks.get(n).kind != "data"]
+GRADIENT = [n for n in attacks.names() if isinstance(attacks.get(n), GradientAttack)]
 
 
 class Median:
     def __call__(self, gradients, f):
         return gradients.median(dim=0).values
 
-    trial = __call__
+    def trial(self, gradients, f, generator=None):
+        return self(gradients, f)
 
 
 def context(h, f, d, dtype, device, seed=0):

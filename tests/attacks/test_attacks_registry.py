@@ -1,7 +1,9 @@
 """The catalogue's registry: names, descriptions, construction and parameter checks."""
 import pytest
+import torch
 
 import attacks
+from attacks.base import AttackContext, DataAttack, GradientAttack
 from experiments.tools import UnavailableException, UserException
 
 EXPECTED = {
@@ -18,19 +20,40 @@ def test_names_lists_the_whole_catalogue_sorted():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_attack_builds_with_defaults_and_describes_itself_in_one_line(name):
     attack = attacks.get(name)
-    assert attack.kind in {"gradient", "data", "none"}
+    assert isinstance(attack, (GradientAttack, DataAttack))
     line = attacks.describe(name)
     assert line and "\n" not in line
     assert str(attack).startswith(name)
     assert attack.state_dict() == {}
 
 
-def test_kinds_and_own_gradient_needs():
-    assert attacks.get("labelflip").kind == "data"
-    assert attacks.get("none").kind == "none"
-    assert attacks.get("alie").kind == "gradient"
-    needing = {n for n in attacks.names() if attacks.get(n).needs_own_gradients}
-    assert needing == {"bitflip", "reverse", "none"}
+def test_the_attack_type_says_how_byzantine_vectors_are_made():
+    assert {n for n in attacks.names() if isinstance(attacks.get(n), DataAttack)} == {"labelflip", "none"}
+    honest = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    computed = []
+
+    class Median:
+        def __call__(self, gradients, f):
+            return gradients.median(dim=0).values
+
+        def trial(self, gradients, f, generator=None):
+            return self(gradients, f)
+
+    def gradients(inputs, targets):
+        computed.append(inputs.shape[0])
+        return torch.zeros(inputs.shape[0], 4)
+
+    needing = set()
+    for name in attacks.names():
+        computed.clear()
+        context = AttackContext(nb_workers=8, decl_f=2, aggregator=Median(), generator=torch.Generator(),
+                                num_classes=10, batches=lambda: (torch.zeros(2, 3, 1), torch.zeros(2, 3).long()),
+                                gradients=gradients)
+        out = attacks.get(name).byzantine(honest, 2, context)
+        assert out.shape == (2, 4)
+        if computed:
+            needing.add(name)
+    assert needing == {"bitflip", "reverse", "none", "labelflip"}
 
 
 def test_unknown_name_lists_the_catalogue_and_suggests_a_close_match():
@@ -45,13 +68,13 @@ def test_unknown_name_lists_the_catalogue_and_suggests_a_close_match():
 def test_unknown_parameter_is_a_user_error_naming_the_valid_ones():
     with pytest.raises(UserException, match="epsilon"):
         attacks.get("ipm", eps=0.2)
-    with pytest.raises(UserException, match="no parameters"):
+    with pytest.raises(UserException, match="no parameter"):
         attacks.get("signflip", scale=2)
 
 
 @pytest.mark.parametrize("name, params", [
     ("ipm", {"epsilon": -0.1}),
-    ("alie", {"z": -1}),
+    ("alie", {"z": float("inf")}),
     ("alie", {"z": "large"}),
     ("gaussian", {"std": -1.0}),
     ("gaussian", {"mean": float("nan")}),
@@ -75,3 +98,26 @@ def test_bad_parameter_values_are_user_errors(name, params):
 def test_numeric_strings_from_a_command_line_are_accepted():
     assert attacks.get("alie", z="1.5").z == 1.5
     assert str(attacks.get("ipm", epsilon="0.5")) == "ipm(epsilon=0.5)"
+
+
+@pytest.mark.parametrize("spec, canonical", [
+    ("alie(z=1.5)", "alie(z=1.5)"), ("ALIE(z=1.5)", "alie(z=1.5)"), ("alie(z=1.50)", "alie(z=1.5)"),
+    ("ipm(epsilon=0.1)", "ipm"), ("gaussian(std=2, shared=true)", "gaussian(std=2.0,shared=true)"),
+    ("mimic(heuristic=variance)", "mimic(heuristic=variance)"), ("opt-alie(evals=8)", "opt-alie(evals=8)"),
+])
+def test_specs_are_canonical_and_round_trip(spec, canonical):
+    attack = attacks.get(spec)
+    assert attack.spec == canonical
+    again = attacks.get(attack.spec)
+    assert again.spec == attack.spec and again.canonical == attack.canonical
+
+
+def test_spec_parameters_and_keywords_combine_but_never_twice():
+    assert attacks.get("alie(z=1.5)").z == attacks.get("alie", z=1.5).z == 1.5
+    with pytest.raises(UserException, match="both"):
+        attacks.get("alie(z=1.5)", z=2.0)
+
+
+def test_canonical_fills_every_default():
+    assert attacks.get("ipm").canonical == "ipm(epsilon=0.1)"
+    assert attacks.get("alie").canonical == "alie(z=none)"

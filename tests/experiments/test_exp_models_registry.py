@@ -35,9 +35,8 @@ def broken_module(tmp_path, monkeypatch):
         "import torch\n__all__ = ['tiny']\ndef tiny(num_classes=2):\n    '''A tiny test model.'''\n"
         "    return torch.nn.Linear(3, num_classes)\n")
     monkeypatch.setattr(models, "__path__", [*models.__path__, str(tmp_path)])
-    models._discover.cache_clear()
+    monkeypatch.setattr(models, "REGISTRY", models.make_registry())
     yield
-    models._discover.cache_clear()
     import sys
     for name in ("experiments.models.extra", "experiments.models.broken"):
         sys.modules.pop(name, None)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.cli import main, parse_mapping, parse_value
+from experiments.grammar import parse_mapping, parse_value
+from simulator.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +35,7 @@ def test_train_runs_and_reports(tmp_path, capsys):
     assert "final accuracy" in out
     (folder,) = tmp_path.iterdir()
     config = json.loads((folder / "config.json").read_text())
-    assert config["attack_args"] == {"z": 1.5} and config["aggregator"] == "median"
+    assert config["attack"] == "alie(z=1.5)" and config["attack_args"] == {} and config["aggregator"] == "median"
 
 
 def test_config_file_is_overridden_by_options(tmp_path, capsys):

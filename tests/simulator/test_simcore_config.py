@@ -13,16 +13,17 @@ from simulator.schedule import learning_rate
 
 
 def test_round_trip_through_json(tmp_path):
-    config = Config(aggregator="krum", attack_args={"z": 1.5}, lr_milestones=[10, 20])
+    config = Config(aggregator="krum", attack="alie", attack_args={"z": 1.5}, lr_milestones=[10, 20])
     path = tmp_path / "c.json"
     path.write_text(json.dumps(config.to_dict()))
     assert Config.load(path) == config
 
 
-def test_run_id_is_stable_and_ignores_where_and_how_it_runs():
+def test_run_id_is_stable_and_ignores_where_it_runs_but_not_the_engine():
     a = Config(aggregator="nnm>krum", seed=3)
     assert a.run_id() == Config(aggregator="nnm>krum", seed=3).run_id()
-    assert a.run_id() == Config(aggregator="nnm>krum", seed=3, output="elsewhere", engine="loop").run_id()
+    assert a.run_id() == Config(aggregator="nnm>krum", seed=3, output="elsewhere", checkpoint_every=7).run_id()
+    assert a.run_id() != Config(aggregator="nnm>krum", seed=3, engine="loop").run_id()
     assert a.run_id() != Config(aggregator="nnm>krum", seed=4).run_id()
     assert ">" not in a.run_id() and "/" not in a.run_id()
 
@@ -127,10 +128,11 @@ def test_momentum_state_round_trip():
 
 def test_step_metrics_by_hand():
     honest = torch.tensor([[1.0, 0.0], [3.0, 0.0]])
-    row = step_metrics(honest, torch.tensor([0.0, 2.0]))
+    row = step_metrics(torch.tensor([0.5, 1.5]), honest, torch.tensor([0.0, 2.0]))
+    assert row["train_loss"] == pytest.approx(1.0)
     assert row["honest_norm"] == pytest.approx(2.0)
     assert row["honest_variance"] == pytest.approx(1.0)
     assert row["variance_norm_ratio"] == pytest.approx(0.25)
     assert row["aggregate_distance"] == pytest.approx(math.sqrt(8))
     assert row["aggregate_cosine"] == pytest.approx(0.0)
-    assert math.isnan(step_metrics(honest, torch.tensor([float("nan"), 0.0]))["aggregate_cosine"])
+    assert math.isnan(step_metrics(torch.zeros(2), honest, torch.tensor([float("nan"), 0.0]))["aggregate_cosine"])
