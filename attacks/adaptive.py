@@ -3,7 +3,8 @@
 As in ByzFL (González et al. 2025, "ByzFL: research framework for robust
 federated learning") and the evaluations of Allouah et al. (AISTATS 2023,
 "Fixing by mixing"): the Byzantine vector is base + s * direction (ALIE: mean
-- z * std, s = z; IPM: -epsilon * mean, s = epsilon), and a line search over
+- z * std, s = z, or mean + z * std with ``sign=1``; IPM: -epsilon * mean,
+s = epsilon), and a line search over
 s >= 0 maximises ||aggregate - honest mean||, the aggregate coming from the
 aggregator chain actually configured (pre-aggregation included) through its
 side-effect-free ``trial``. The search starts at the fixed attack's default
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 
@@ -123,8 +125,10 @@ def _draw_seed(generator: torch.Generator | None) -> int:
 class OptimalALIE(_Adaptive):
     """ALIE with z chosen by line search against the configured aggregator chain."""
 
+    sign: Literal[-1, 1] = -1  # -1: mean - s * std (Baruch et al.); 1: mean + s * std (ByzFL's Opt-ALIE)
+
     def line(self, mean, dev):
-        return mean, coordinate_std(dev, consume=True).neg_()
+        return mean, coordinate_std(dev, consume=True).mul_(self.sign)
 
     def default_start(self, f, ctx):
         try:

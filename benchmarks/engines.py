@@ -4,13 +4,17 @@ For each model (`simples-conv`, the 28x28 CNN, and `simples-full`, the
 784-100-10 MLP), k workers and b = 32 samples per worker, it measures:
 
 - ``vmap``: `make_engine("vmap", ...).gradients(inputs, targets)`;
-- ``loop``: `make_engine("loop", ...).gradients(...)` (one `Model.backprop` per worker);
+- ``loop``: `make_engine("loop", ...).gradients(...)` (one autograd pass per worker);
+- ``backprop``: the loop engine's former form, one `Model.backprop` per worker
+  through an `experiments.Loss` wrapping the loss function (which builds a
+  differentiable `torch.cat` of all parameters per worker), kept here to show
+  what the direct autograd loop saves;
 - ``limit``: one forward + backward over all k*b samples as a single batch,
   the "physical limit" any per-worker engine is compared to,
 
-and prints the median time of each and the ratios loop/vmap and vmap/limit.
-The three are timed interleaved (vmap, loop, limit, vmap, ...) after two
-warm-up rounds, so a busy machine slows them alike. Run:
+and prints the median time of each and the ratios loop/vmap, backprop/loop
+and vmap/limit. They are timed interleaved (vmap, loop, backprop, limit, vmap,
+...) after two warm-up rounds, so a busy machine slows them alike. Run:
 
     python benchmarks/engines.py            # k in {10, 25, 50}
     python benchmarks/engines.py --quick    # k = 10, fewer repeats
@@ -18,7 +22,6 @@ warm-up rounds, so a busy machine slows them alike. Run:
 from __future__ import annotations
 
 import argparse
-import ctypes
 import statistics
 import sys
 import time
@@ -29,20 +32,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import experiments  # noqa: E402
 from simulator.engines import make_engine  # noqa: E402
+from simulator.memory import keep_freed_memory  # noqa: E402
 
 MODELS = ("simples-conv", "simples-full")
-
-
-def keep_freed_memory() -> None:
-    """Stop glibc from returning large temporaries to the OS after every call (see docs/engines.md)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    libc.mallopt(m_mmap_threshold, 32 << 20)  # the largest value glibc accepts on 64-bit
-    libc.mallopt(m_trim_threshold, (1 << 31) - 1)
 
 
 def build(name: str, device: torch.device):
@@ -85,6 +79,16 @@ def physical_limit(module: torch.nn.Module, inputs: torch.Tensor, targets: torch
     return call
 
 
+def backprop_loop(model, inputs: torch.Tensor, targets: torch.Tensor):
+    """The former loop engine: one `Model.backprop` per worker through `experiments.Loss(callable)`."""
+    loss = experiments.Loss(lambda output, target, params: F.cross_entropy(output, target))
+
+    def call():
+        for i in range(inputs.shape[0]):
+            model.backprop(experiments.Dataset((inputs[i], targets[i])), loss)
+    return call
+
+
 def measure(name: str, k: int, batch: int, repeats: int, device: torch.device) -> dict:
     model = build(name, device)
     generator = torch.Generator().manual_seed(k)
@@ -92,6 +96,7 @@ def measure(name: str, k: int, batch: int, repeats: int, device: torch.device) -
     targets = torch.randint(10, (k, batch), generator=generator).to(device)
     engines = {kind: make_engine(kind, model, F.cross_entropy) for kind in ("vmap", "loop")}
     calls = {kind: (lambda e=engine: e.gradients(inputs, targets)) for kind, engine in engines.items()}
+    calls["backprop"] = backprop_loop(model, inputs, targets)
     model.module.train()
     calls["limit"] = physical_limit(model.module, inputs, targets)
     return {"model": name, "k": k, **side_by_side_ms(calls, repeats, device)}
@@ -103,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--batch-size", type=int, default=32, help="samples per worker (default: 32)")
-    parser.add_argument("--no-mallopt", action="store_true", help="leave glibc's malloc thresholds alone")
+    parser.add_argument("--no-mallopt", action="store_true", help="leave glibc's malloc settings alone")
     args = parser.parse_args(argv)
     if not args.no_mallopt:
         keep_freed_memory()
@@ -114,12 +119,14 @@ def main(argv: list[str] | None = None) -> None:
     label = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"engines benchmark: b = {args.batch_size}, device {label}, torch {torch.__version__}, "
           f"median of {repeats} interleaved calls")
-    print(f"{'model':<14}{'k':>4}{'vmap ms':>10}{'loop ms':>10}{'limit ms':>10}{'loop/vmap':>11}{'vmap/limit':>12}")
+    print(f"{'model':<14}{'k':>4}{'vmap ms':>10}{'loop ms':>10}{'backprop ms':>13}{'limit ms':>10}"
+          f"{'loop/vmap':>11}{'backprop/loop':>15}{'vmap/limit':>12}")
     for name in MODELS:
         for k in ks:
             r = measure(name, k, args.batch_size, repeats, device)
-            print(f"{r['model']:<14}{r['k']:>4}{r['vmap']:>10.1f}{r['loop']:>10.1f}{r['limit']:>10.1f}"
-                  f"{r['loop'] / r['vmap']:>11.2f}{r['vmap'] / r['limit']:>12.2f}", flush=True)
+            print(f"{r['model']:<14}{r['k']:>4}{r['vmap']:>10.1f}{r['loop']:>10.1f}{r['backprop']:>13.1f}"
+                  f"{r['limit']:>10.1f}{r['loop'] / r['vmap']:>11.2f}{r['backprop'] / r['loop']:>15.2f}"
+                  f"{r['vmap'] / r['limit']:>12.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,93 @@
+"""Run identity: one id per distinct experiment, a new id for every change of the numbers."""
+import dataclasses
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from simulator.config import Config
+from simulator.identity import NEUTRAL_FIELDS
+
+
+@pytest.mark.parametrize("a, b", [
+    (dict(aggregator="krum"), dict(aggregator="Krum")),
+    (dict(aggregator="cclip(tau=5)"), dict(aggregator="cclip(tau=5.0)")),
+    (dict(aggregator="cclip(tau=5)"), dict(aggregator="cclip", aggregator_args={"tau": 5})),
+    (dict(aggregator="cclip"), dict(aggregator="cclip(tau=10)")),
+    (dict(aggregator="nnm>cclip(tau=5)"), dict(aggregator="NNM > cclip", aggregator_args={"tau": 5.0})),
+    (dict(attack="alie(z=1.5)"), dict(attack="alie", attack_args={"z": 1.5})),
+    (dict(attack="ipm"), dict(attack="ipm(epsilon=0.1)")),
+    (dict(heterogeneity="iid", alpha=0.3), dict(heterogeneity="iid", alpha=3.0)),
+    (dict(lr_schedule="constant", lr_milestones=[10]), dict(lr_schedule="constant")),
+    (dict(lr_schedule="step", lr_milestones=[20, 10]), dict(lr_schedule="step", lr_milestones=[10, 20])),
+    (dict(momentum=0.0, momentum_at="worker"), dict(momentum=0.0, momentum_at="server")),
+    (dict(nb_decl_byz=2, nb_real_byz=None), dict(nb_decl_byz=2, nb_real_byz=2)),
+    (dict(dataset="digits", model=None), dict(dataset="digits", model="simples-digits")),
+    (dict(lr=1), dict(lr=1.0)),
+    (dict(engine="loop", chunk_size=4), dict(engine="loop")),
+    (dict(device="cpu"), dict(device="cpu:0")),
+    (dict(output="a", checkpoint_every=5, data_root="/x"), dict(output="b", checkpoint_every=50)),
+])
+def test_each_pair_names_one_experiment(a, b):
+    assert Config(**a).run_id() == Config(**b).run_id()
+
+
+@pytest.mark.parametrize("a, b", [
+    (dict(engine="vmap"), dict(engine="loop")),
+    (dict(engine="vmap", chunk_size=2), dict(engine="vmap")),
+    (dict(heterogeneity="dirichlet", alpha=0.3), dict(heterogeneity="dirichlet", alpha=3.0)),
+    (dict(lr_schedule="step", lr_milestones=[10]), dict(lr_schedule="step", lr_milestones=[20])),
+    (dict(momentum=0.9, momentum_at="worker"), dict(momentum=0.9, momentum_at="server")),
+    (dict(aggregator="cclip(tau=5)"), dict(aggregator="cclip(tau=6)")),
+    (dict(attack="alie(z=1.5)"), dict(attack="alie(z=-1.5)")),
+])
+def test_what_changes_the_numbers_changes_the_id(a, b):
+    assert Config(**a).run_id() != Config(**b).run_id()
+
+
+# One different, valid value per field whose change alters a run's numbers.
+CHANGES = {
+    "dataset": "mnist", "model": "simples-full", "model_args": {"width": 3}, "loss": "nll",
+    "criterion": "sigmoid", "criterion_args": {"k": 2}, "nb_workers": 12, "nb_decl_byz": 1, "nb_real_byz": 1,
+    "aggregator": "median", "attack": "signflip", "batch_size": 16, "test_batch_size": 512, "steps": 301,
+    "lr": 0.2, "lr_schedule": "cosine", "momentum": 0.9, "weight_decay": 1e-4, "l2": 1e-4, "clip": 2.0,
+    "heterogeneity": "extreme", "eval_every": 25, "seed": 2, "device": "cuda", "engine": "loop",
+    "aggregator_args": {"tau": 5.0}, "attack_args": {"epsilon": 0.5},
+}
+# Fields read only under another mode, with the base config that activates them.
+MODE_CHANGES = {
+    "alpha": (dict(heterogeneity="dirichlet"), 0.3), "gamma": (dict(heterogeneity="gamma"), 0.1),
+    "lr_decay": (dict(lr_schedule="inverse"), 100.0), "lr_decay_delta": (dict(lr_schedule="inverse"), 5),
+    "lr_milestones": (dict(lr_schedule="step"), [50]), "lr_gamma": (dict(lr_schedule="step"), 0.5),
+    "lr_min": (dict(lr_schedule="cosine"), 0.01), "momentum_at": (dict(momentum=0.9), "worker"),
+    "dampening": (dict(momentum=0.9), 0.5), "nesterov": (dict(momentum=0.9), True),
+    "chunk_size": (dict(engine="vmap"), 3),
+}
+BASES = {"aggregator_args": dict(aggregator="cclip"), "attack_args": dict(attack="ipm")}
+
+
+def test_every_field_is_either_neutral_or_covered_by_the_property_test():
+    names = {f.name for f in dataclasses.fields(Config)}
+    assert names == set(NEUTRAL_FIELDS) | set(CHANGES) | set(MODE_CHANGES)
+
+
+@settings(max_examples=60, deadline=None)
+@given(field=st.sampled_from(sorted(CHANGES) + sorted(MODE_CHANGES)), seed=st.integers(1, 5),
+       workers=st.integers(15, 20))
+def test_changing_any_result_changing_field_gives_a_new_id(field, seed, workers):
+    base = dict(seed=seed, nb_workers=workers, nb_decl_byz=2, **BASES.get(field, {}))
+    if field in MODE_CHANGES:
+        activate, value = MODE_CHANGES[field]
+        base.update(activate)
+    else:
+        value = CHANGES[field]
+    changed = {**base, field: value}
+    if base.get(field) == value:  # the random base already holds this value: change it the other way
+        changed[field] = value + 1
+    assert Config(**base).run_id() != Config(**changed).run_id()
+
+
+@settings(max_examples=30, deadline=None)
+@given(field=st.sampled_from(NEUTRAL_FIELDS), seed=st.integers(1, 5))
+def test_changing_a_neutral_field_keeps_the_id(field, seed):
+    value = {"output": "elsewhere", "data_root": "/data", "checkpoint_every": 7}[field]
+    assert Config(seed=seed).run_id() == Config(seed=seed, **{field: value}).run_id()
