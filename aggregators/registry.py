@@ -5,7 +5,7 @@ import torch
 
 from aggregators.base import DEFAULT_SEED, REGISTRY, PreAggregation, Rule
 from aggregators.chain import Chain
-from experiments.grammar import parse_spec
+from experiments.grammar import format_value, parse_spec
 from experiments.tools import UserException
 
 __all__ = ["get", "names", "describe", "is_preaggregation"]
@@ -20,7 +20,7 @@ def describe(name: str) -> str:
     """One line describing ``name`` (for ``byzsim list``)."""
     cls = REGISTRY.get(name)
     kind = "pre-aggregation" if issubclass(cls, PreAggregation) else "rule"
-    params = ", ".join(f"{k}={v}" for k, v in cls.parameters().items())
+    params = ", ".join(f"{k}={format_value(v)}" for k, v in cls.parameters().items())
     return f"{cls.summary()} [{kind}{'; ' + params if params else ''}]"
 
 

@@ -9,7 +9,7 @@ docs/attacks.md.
 from __future__ import annotations
 
 from attacks.base import REGISTRY, Attack, AttackContext, DataAttack, GradientAttack
-from experiments.grammar import parse_spec
+from experiments.grammar import format_value, parse_spec
 from experiments.tools import UserException
 
 __all__ = ["get", "names", "describe", "Attack", "AttackContext", "GradientAttack", "DataAttack"]
@@ -21,8 +21,11 @@ def names() -> list[str]:
 
 
 def describe(name: str) -> str:
-    """One line describing the attack (its docstring's first line)."""
-    return REGISTRY.describe(name)
+    """One line describing the attack: its docstring's first line, its type and its parameters."""
+    cls = REGISTRY.get(name)
+    kind = "data attack" if issubclass(cls, DataAttack) else "gradient attack"
+    params = ", ".join(f"{k}={format_value(v)}" for k, v in cls.parameters().items())
+    return f"{cls.summary()} [{kind}{'; ' + params if params else ''}]"
 
 
 def get(spec: str, **params: object) -> Attack:

@@ -46,14 +46,15 @@ class AttackContext:
             own batches, if already known.
         num_classes: number of classes, for data attacks.
         batches: returns the Byzantine workers' batches ``([f, b, ...], [f, b])``.
-        gradients: turns such batches into the vectors those workers would send
-            honestly ``[f, d]`` (gradient, l2, clipping, worker momentum).
+        gradients: ``gradients(inputs, targets, momentum)`` turns such batches into the
+            vectors those workers would send honestly ``[f, d]`` (gradient, l2,
+            clipping, and worker momentum unless ``momentum`` is false).
     """
 
     def __init__(self, nb_workers: int, decl_f: int, aggregator: object | None, generator: torch.Generator | None,
                  own_gradients: torch.Tensor | None = None, num_classes: int | None = None,
                  batches: Callable[[], Batches] | None = None,
-                 gradients: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
+                 gradients: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor] | None = None) -> None:
         self.nb_workers, self.decl_f, self.aggregator, self.generator = nb_workers, decl_f, aggregator, generator
         self.num_classes = num_classes
         self._own, self._batches, self._gradients = own_gradients, batches, gradients
@@ -64,18 +65,26 @@ class AttackContext:
             raise ValueError("This attack context holds no Byzantine batches.")
         return self._batches()
 
-    def gradients(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The vectors the Byzantine workers would send, computed honestly on these batches."""
+    def gradients(self, inputs: torch.Tensor, targets: torch.Tensor, momentum: bool = True) -> torch.Tensor:
+        """The vectors the Byzantine workers would send, computed honestly on these batches.
+
+        With ``momentum`` false, their worker momentum (if configured) is left out: the raw
+        gradients, as ByzFL's and the bucketing paper's Byzantine workers send.
+        """
         if self._gradients is None:
             raise ValueError("This attack context cannot compute the Byzantine workers' gradients.")
-        return self._gradients(inputs, targets)
+        return self._gradients(inputs, targets, momentum)
+
+    def own(self, momentum: bool = True) -> torch.Tensor:
+        """``[f, d]``: the Byzantine workers' honest vectors on their own batches (computed once, on demand)."""
+        if self._own is None:
+            self._own = self.gradients(*self.batches(), momentum)
+        return self._own
 
     @property
     def own_gradients(self) -> torch.Tensor:
-        """``[f, d]``: the Byzantine workers' honest vectors on their own batches (computed once, on demand)."""
-        if self._own is None:
-            self._own = self.gradients(*self.batches())
-        return self._own
+        """`own()` with worker momentum, as honest workers send."""
+        return self.own()
 
 
 class Attack(Plugin):
@@ -135,13 +144,19 @@ class GradientAttack(Attack):
 
 
 class DataAttack(Attack):
-    """An attack that poisons the Byzantine workers' batches; their gradients are then computed honestly."""
+    """An attack that poisons the Byzantine workers' batches; their gradients are then computed honestly.
+
+    ``momentum=false`` sends the raw gradients of the poisoned batches, without the
+    worker momentum honest workers apply (ByzFL's and the bucketing paper's label flipping).
+    """
+
+    momentum: bool = True
 
     def byzantine(self, honest: torch.Tensor, f: int, ctx: AttackContext) -> torch.Tensor:
         if f == 0:
             return honest.new_empty((0, honest.shape[1]))
         inputs, targets = ctx.batches()
-        return ctx.gradients(*self.poison(inputs, targets, ctx.num_classes))
+        return ctx.gradients(*self.poison(inputs, targets, ctx.num_classes), self.momentum)
 
     def poison(self, inputs: torch.Tensor, targets: torch.Tensor,
                num_classes: int | None) -> tuple[torch.Tensor, torch.Tensor]:

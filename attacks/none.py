@@ -6,6 +6,8 @@ any other data attack's are.
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from attacks.base import DataAttack, register
@@ -14,6 +16,8 @@ from attacks.base import DataAttack, register
 @register("none")
 class NoAttack(DataAttack):
     """No attack: the Byzantine workers send honest gradients of their own batches."""
+
+    momentum: ClassVar[bool] = True  # honest behaviour, momentum included: not a parameter of `none`
 
     def poison(self, inputs: torch.Tensor, targets: torch.Tensor,
                num_classes: int | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -108,26 +108,26 @@ class Simulation:
             x, y = self.test[0][:1].expand(f, 1, *self.test[0].shape[1:]), self.test[1][:1].expand(f, 1)
             context = AttackContext(nb_workers=c.nb_workers, decl_f=c.nb_decl_byz, aggregator=self.aggregator,
                                     generator=torch.Generator(), num_classes=self.num_classes,
-                                    batches=lambda: (x, y), gradients=lambda inputs, targets: torch.zeros(f, 2))
+                                    batches=lambda: (x, y), gradients=lambda *_: torch.zeros(f, 2))
             state = copy.deepcopy(self.attack.state_dict())  # stateful attacks (mimic) must not see the probe
             self.attack.byzantine(torch.zeros(c.nb_honest, 2), f, context)
             self.attack.load_state_dict(state)
 
     # ------------------------------------------------------------------ step
-    def _worker_vectors(self, gradients: torch.Tensor, first: int) -> torch.Tensor:
-        """What workers first.. send: gradient + l2 term, clipped, through worker momentum."""
+    def _worker_vectors(self, gradients: torch.Tensor, first: int, momentum: bool = True) -> torch.Tensor:
+        """What workers first.. send: gradient + l2 term, clipped, through worker momentum (if ``momentum``)."""
         c = self.config
         if c.l2:
             gradients = gradients + c.l2 * self.model.get()
         if c.clip is not None:
             norms = gradients.norm(dim=1, keepdim=True)
             gradients = gradients * (c.clip / norms).clamp(max=1.0).nan_to_num(nan=0.0)
-        return self.momentum.at_workers(gradients, first)
+        return self.momentum.at_workers(gradients, first) if momentum else gradients
 
-    def _byzantine_vectors(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def _byzantine_vectors(self, inputs: torch.Tensor, targets: torch.Tensor, momentum: bool) -> torch.Tensor:
         """What the Byzantine workers would send honestly on these batches (their buffers do not count)."""
         gradients, _ = self.engine.gradients(inputs, targets, update_buffers=False)
-        return self._worker_vectors(gradients, self.config.nb_honest)
+        return self._worker_vectors(gradients, self.config.nb_honest, momentum)
 
     def _attack_context(self) -> AttackContext:
         c = self.config

@@ -143,7 +143,7 @@ def test_bitflip_computes_its_own_gradients_on_demand_from_the_byzantine_batches
     seen = []
     batches = (torch.ones(2, 3, 1), torch.zeros(2, 3, dtype=torch.long))
 
-    def gradients(inputs, targets):
+    def gradients(inputs, targets, momentum=True):
         seen.append((inputs, targets))
         return torch.tensor([[1.0, -2.0], [0.5, 0.0]], dtype=torch.float64)
 
@@ -158,7 +158,7 @@ def test_data_attacks_send_honest_gradients_of_their_poisoned_batches(name, flip
     inputs, targets = torch.ones(1, 3, 2), torch.tensor([[0, 1, 2]])
     context = AttackContext(nb_workers=4, decl_f=1, aggregator=None, generator=None, num_classes=3,
                             batches=lambda: (inputs, targets),
-                            gradients=lambda x, y: torch.cat([x.sum((1, 2)), y.double().sum(1)])[None])
+                            gradients=lambda x, y, momentum: torch.cat([x.sum((1, 2)), y.double().sum(1)])[None])
     out = attacks.get(name).byzantine(HONEST, 1, context)
     label_sum = (2 - targets).sum() if flipped else targets.sum()
     assert torch.equal(out, torch.tensor([[6.0, float(label_sum)]], dtype=torch.float64))

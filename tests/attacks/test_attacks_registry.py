@@ -39,7 +39,7 @@ def test_the_attack_type_says_how_byzantine_vectors_are_made():
         def trial(self, gradients, f, generator=None):
             return self(gradients, f)
 
-    def gradients(inputs, targets):
+    def gradients(inputs, targets, momentum=True):
         computed.append(inputs.shape[0])
         return torch.zeros(inputs.shape[0], 4)
 

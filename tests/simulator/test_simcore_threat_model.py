@@ -148,3 +148,16 @@ def test_geomed_from_zero_with_a_fixed_iteration_count_is_byzfls():
 def test_canonical_specs_and_run_ids_reach_through_the_new_knobs(small):
     assert Config(attack="alie(z=-1.5)").attack == "alie(z=-1.5)"
     assert small(aggregator="krum(neighbours=n-f-1)").run_id() != small(aggregator="krum").run_id()
+
+
+def test_byzantine_workers_may_send_raw_gradients_without_worker_momentum(small):
+    sims = {flag: Simulation(small(attack=f"labelflip(momentum={flag})", momentum=0.9, momentum_at="worker"))
+            for flag in ("true", "false")}
+    for sim in sims.values():
+        sim.step()
+    h = sims["true"].config.nb_honest
+    assert sims["true"].momentum.buffer[h:].abs().sum() > 0
+    assert sims["false"].momentum.buffer[h:].abs().sum() == 0  # their rows never entered momentum
+    assert attacks.get("bitflip(momentum=false)").spec == "bitflip(momentum=false)"
+    with pytest.raises(Exception, match="no parameter"):
+        attacks.get("none(momentum=false)")
