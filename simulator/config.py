@@ -86,6 +86,8 @@ class Config:
     heterogeneity: str = _f("iid", "data split across workers: iid, dirichlet, extreme or gamma")
     alpha: float = _f(1.0, "dirichlet heterogeneity: concentration (smaller is more heterogeneous)")
     gamma: float = _f(0.5, "gamma heterogeneity: fraction of the data split iid")
+    validation_split: float = _f(0.0, "fraction of the training set held out as a validation set, evaluated "
+                                      "beside the test set (for hyperparameter selection); 0 keeps it all")
     # Bookkeeping
     eval_every: int = _f(50, "evaluate on the whole test set every this many steps (and at the first and last)")
     checkpoint_every: int = _f(100, "write a resumable checkpoint every this many steps")
@@ -193,6 +195,7 @@ class Config:
             (self.clip is None or self.clip > 0, "clip must be positive"),
             (self.alpha > 0, "alpha must be positive"),
             (0 <= self.gamma <= 1, "gamma must be in [0, 1]"),
+            (0 <= self.validation_split < 1, "validation_split must be in [0, 1)"),
             (self.eval_every >= 1, "eval_every must be at least 1"),
             (self.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
             (self.lr_decay > 0, "lr_decay must be positive"),

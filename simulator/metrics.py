@@ -17,7 +17,7 @@ METRIC_COLUMNS = (
     "step", "lr", "train_loss", "honest_norm", "honest_variance", "variance_norm_ratio",
     "aggregate_distance", "aggregate_cosine", "aggregate_norm", "step_time",
 )
-EVAL_COLUMNS = ("step", "accuracy", "test_loss")
+EVAL_COLUMNS = ("step", "accuracy", "test_loss", "val_accuracy", "val_loss")  # val_*: empty without a validation set
 
 
 def step_metrics(losses: torch.Tensor, honest: torch.Tensor, aggregate: torch.Tensor) -> dict[str, float]:

@@ -63,6 +63,8 @@ def _summary(sim: Simulation, elapsed: float) -> dict:
         "best_accuracy": max(accuracies),
         "final_test_loss": sim.evaluations[-1]["test_loss"],
         "final_train_loss": sim.metrics[-1]["train_loss"],
+        **({"final_val_accuracy": sim.evaluations[-1]["val_accuracy"],
+            "best_val_accuracy": max(e["val_accuracy"] for e in sim.evaluations)} if sim.validation is not None else {}),
         "wall_time": elapsed,
         "engine": sim.engine.name,
         "data": sim.data,

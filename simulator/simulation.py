@@ -58,6 +58,15 @@ class Simulation:
         train_x, train_y = datasets.load_tensors(c.dataset, True, c.data_root)
         test_x, test_y = datasets.load_tensors(c.dataset, False, c.data_root)
         self.test = (test_x.to(self.device), test_y.to(self.device))
+        self.validation = None
+        if c.validation_split:  # held out before the split among workers, the same for every lr of a seed
+            order = torch.randperm(len(train_y), generator=generator(c.seed, "validation"))
+            held, kept = order[:int(c.validation_split * len(train_y))], order[int(c.validation_split * len(train_y)):]
+            if len(held) == 0:
+                raise UserException(f"validation_split {c.validation_split} holds out no sample of "
+                                    f"the {len(train_y)} training samples.")
+            self.validation = (train_x[held].to(self.device), train_y[held].to(self.device))
+            train_x, train_y = train_x[kept], train_y[kept]
         parts = partition(train_y, c.nb_honest, c.heterogeneity, generator(c.seed, "partition"),
                           **{k: getattr(c, k) for k in params_of(c.heterogeneity)})
         self.data = data_summary(train_y, parts, self.num_classes)
@@ -158,18 +167,26 @@ class Simulation:
     # ------------------------------------------------------------ evaluation
     @torch.no_grad()
     def evaluate(self) -> dict:
-        """Accuracy and mean loss on the whole test set, in eval mode."""
+        """Accuracy and mean loss on the whole test set (and the validation set, if any), in eval mode."""
+        row = {"step": self.t}
+        sets = {"": self.test, "val_": self.validation} if self.validation is not None else {"": self.test}
+        for prefix, (inputs, labels) in sets.items():
+            correct, loss = self._score(inputs, labels)
+            row[f"{prefix}accuracy"] = correct
+            row["val_loss" if prefix else "test_loss"] = loss
+        self.evaluations.append(row)
+        return row
+
+    def _score(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+        """(criterion score, mean loss) over a whole set, batched by test_batch_size."""
         correct = torch.zeros((), dtype=torch.float64, device=self.device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        for x, y in zip(*(t.split(self.config.test_batch_size) for t in self.test)):
+        for x, y in zip(inputs.split(self.config.test_batch_size), labels.split(self.config.test_batch_size)):
             output = self.model.run(x)
             correct += self.criterion(output, y)[0]
             loss_sum += self.loss_fn(output, y, reduction="sum")
-        total = len(self.test[1])
         correct, loss_sum = torch.stack([correct, loss_sum]).tolist()  # one transfer from the device
-        row = {"step": self.t, "accuracy": correct / total, "test_loss": loss_sum / total}
-        self.evaluations.append(row)
-        return row
+        return correct / len(labels), loss_sum / len(labels)
 
     # ----------------------------------------------------------- checkpoint
     def state_dict(self) -> dict:

@@ -51,7 +51,7 @@ CHANGES = {
     "aggregator": "median", "attack": "signflip", "batch_size": 16, "test_batch_size": 512, "steps": 301,
     "lr": 0.2, "lr_schedule": "cosine", "momentum": 0.9, "weight_decay": 1e-4, "l2": 1e-4, "clip": 2.0,
     "heterogeneity": "extreme", "eval_every": 25, "seed": 2, "device": "cuda", "engine": "loop",
-    "aggregator_args": {"tau": 5.0}, "attack_args": {"epsilon": 0.5},
+    "aggregator_args": {"tau": 5.0}, "attack_args": {"epsilon": 0.5}, "validation_split": 0.2,
 }
 # Fields read only under another mode, with the base config that activates them.
 MODE_CHANGES = {

@@ -150,3 +150,16 @@ def test_the_probe_leaves_a_stateful_attack_as_it_was(small):
     fresh = attacks.get("mimic", heuristic="variance").state_dict()
     sim = Simulation(small(attack="mimic", attack_args={"heuristic": "variance"}))
     assert repr(sim.attack.state_dict()) == repr(fresh)
+
+
+def test_a_validation_split_is_held_out_and_evaluated(small):
+    sim = Simulation(small(validation_split=0.2))
+    plain = Simulation(small())
+    held = len(sim.validation[1])
+    assert held == int(0.2 * len(plain.sampler.targets))
+    assert len(sim.sampler.targets) + held == len(plain.sampler.targets)
+    result = run(small(validation_split=0.2, nb_decl_byz=0, steps=40, eval_every=20), progress=False)
+    assert [e["step"] for e in result.evaluations] == [0, 20, 40]
+    assert all(0 <= e["val_accuracy"] <= 1 for e in result.evaluations)
+    assert result.summary["best_val_accuracy"] == max(e["val_accuracy"] for e in result.evaluations) > 0.5
+    assert "val_accuracy" not in run(small(steps=2, eval_every=2), progress=False).summary
