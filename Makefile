@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 demo: $(STAMP)
-	$(PY) -m simulator demo
+	$(PY) -m simulator grid examples/demo.toml --output results/runs/demo --jobs 2
+	$(PY) -m simulator report results/runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -28,6 +29,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/engines.py
 	$(PY) benchmarks/attack_costs.py
 	$(PY) benchmarks/step.py
+	$(PY) benchmarks/grid.py
+	$(PY) benchmarks/entry_points.py
 
 clean:
 	rm -rf $(VENV) results/runs

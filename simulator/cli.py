@@ -1,9 +1,11 @@
 """The `byzsim` command (also `python -m simulator`).
 
 Subcommands: `train` (one run; every Config field is an option), `list`
-(what exists), `demo` (the quick-start benchmark on digits), `plot` (curves,
-heatmap and table from result folders). Errors a user can cause end with one
-line on stderr and exit status 2, without a traceback.
+(what exists), `grid` (a benchmark grid from a TOML file), `report` (tables
+and figures from a folder of runs). The command is the one place that
+assembles the packages; each subcommand's work lives in its own package.
+Errors a user can cause end with one line on stderr and exit status 2,
+without a traceback.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from experiments.grammar import parse_mapping, parse_value, split_top
 from experiments.tools import UserException
 from simulator.config import Config
+from simulator.grid import command as grid_command
 
 SECTIONS = ("aggregators", "attacks", "models", "datasets", "heterogeneity", "engines", "schedules")
 
@@ -93,18 +96,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from simulator.demo import run_demo
+def cmd_report(args: argparse.Namespace) -> int:
+    from simulator.report import write_report
 
-    run_demo(args.output, steps=args.steps, seeds=args.seeds, progress=not args.quiet)
-    return 0
-
-
-def cmd_plot(args: argparse.Namespace) -> int:
-    from simulator.plot import report
-
-    written = report(args.folders, args.output)
-    for path in written:
+    for path in write_report(args.folder, args.output, select=args.select, metric=args.metric):
         print(path)
     return 0
 
@@ -125,17 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("what", nargs="?", choices=SECTIONS, help="only this section")
     listing.set_defaults(func=cmd_list)
 
-    demo = sub.add_parser("demo", help="small benchmark on digits: results and an accuracy plot")
-    demo.add_argument("--output", default="results/runs/demo", help="output folder (default: results/runs/demo)")
-    demo.add_argument("--steps", type=int, default=200, help="training steps per run (default: 200)")
-    demo.add_argument("--seeds", type=int, default=2, help="seeds per configuration (default: 2)")
-    demo.add_argument("--quiet", action="store_true", help="no progress bar")
-    demo.set_defaults(func=cmd_demo)
+    grid_command.add_parser(sub)
 
-    plot = sub.add_parser("plot", help="accuracy curves, heatmap and table from result folders")
-    plot.add_argument("folders", nargs="+", help="run folders, or folders holding run folders")
-    plot.add_argument("--output", required=True, help="folder for accuracy.png, heatmap.png and table.csv")
-    plot.set_defaults(func=cmd_plot)
+    report = sub.add_parser("report", help="report.md, tables and figures from a folder of runs",
+                            description="Write report.md (tables, worst case over attacks, heatmaps, curves) for "
+                                        "every finished run below FOLDER. See docs/grids.md.")
+    report.add_argument("folder", help="a folder holding run folders (e.g. a grid's output)")
+    report.add_argument("--output", metavar="DIR", help="where to write the report (default: FOLDER)")
+    report.add_argument("--metric", choices=("final", "best", "last5"), default="final",
+                        help="accuracy shown in the tables: at the last evaluation, the best one, or the mean of "
+                             "the last five (default: final)")
+    report.add_argument("--select", metavar="FIELD",
+                        help="pick, per aggregator, the value of FIELD (e.g. lr) with the best worst-case "
+                             "validation accuracy over attacks, and report test accuracy there "
+                             "(runs need --validation-split)")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

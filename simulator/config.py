@@ -12,6 +12,7 @@ numbers, choices, and the rule's requirement on (n, f). The run id
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import types
@@ -228,6 +229,7 @@ class Config:
         return self
 
 
+@functools.cache
 def _field_kinds() -> dict[str, tuple[type, ...]]:
     """Each field's allowed types, from its annotation (`int | None` -> (int, NoneType))."""
     hints = typing.get_type_hints(Config)
@@ -243,11 +245,24 @@ def _accepts(kind: type, value: object) -> bool:
     return isinstance(value, kind)
 
 
+def type_error(name: str, value: object) -> str | None:
+    """Why ``value`` cannot be field ``name`` (its annotated type; floats finite), or None if it can."""
+    kinds = _field_kinds()[name]
+    if any(_accepts(kind, value) for kind in kinds):
+        return None
+    wanted = " or ".join("a finite number" if k is float else "null" if k is type(None) else k.__name__
+                         for k in kinds)
+    return f"{name} must be {wanted}, got {value!r}"
+
+
+def field_kinds(name: str) -> tuple[type, ...]:
+    """The types field ``name`` accepts (``int | None`` -> (int, NoneType))."""
+    return _field_kinds()[name]
+
+
 def _check_types(config: Config) -> None:
     """Every field holds a value of its annotated type; floats are finite."""
-    for name, kinds in _field_kinds().items():
-        value = getattr(config, name)
-        if not any(_accepts(kind, value) for kind in kinds):
-            wanted = " or ".join("a finite number" if k is float else "null" if k is type(None) else k.__name__
-                                 for k in kinds)
-            raise UserException(f"Invalid configuration: {name} must be {wanted}, got {value!r}.")
+    for name in _field_kinds():
+        problem = type_error(name, getattr(config, name))
+        if problem:
+            raise UserException(f"Invalid configuration: {problem}.")

@@ -13,7 +13,10 @@ canonical form:
 - defaults resolved: the real number of attackers, the dataset's default model,
   the device type (``cpu``, ``cuda``; which GPU does not matter);
 - minus `NEUTRAL_FIELDS`, the one list of fields that never change the numbers
-  (where results go, where data is read from, how often a checkpoint is written).
+  (where results go, where data is read from, how often a checkpoint is written);
+- minus the `OPTIONAL_FIELDS` left at their default: options that leave the
+  experiment as it was when they are off, so adding such an option never
+  changes the id of an existing run.
 
 The engine is part of the identity: the engines agree to float tolerance, not
 bit for bit, so a run never resumes under a different engine. The run id is a
@@ -22,6 +25,7 @@ identity minus the seed.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -29,12 +33,15 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from experiments.grammar import parse_spec
+
 if TYPE_CHECKING:
     from simulator.config import Config
 
-__all__ = ["NEUTRAL_FIELDS", "identity", "run_id"]
+__all__ = ["NEUTRAL_FIELDS", "OPTIONAL_FIELDS", "identity", "run_id"]
 
 NEUTRAL_FIELDS = ("output", "data_root", "checkpoint_every")
+OPTIONAL_FIELDS = ("validation_split",)
 _CHUNKING_ENGINES = ("vmap", "auto")
 
 
@@ -61,7 +68,9 @@ def identity(config: "Config") -> dict:
     import attacks
 
     data = config.to_dict()
-    for key in (*NEUTRAL_FIELDS, "aggregator_args", "attack_args", *_inactive(config)):
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    off = {key for key in OPTIONAL_FIELDS if getattr(config, key) == defaults[key]}
+    for key in (*NEUTRAL_FIELDS, "aggregator_args", "attack_args", *_inactive(config), *off):
         data.pop(key, None)
     data["aggregator"] = aggregators.get(config.aggregator, **config.aggregator_args).canonical
     data["attack"] = attacks.get(config.attack, **config.attack_args).canonical
@@ -74,7 +83,9 @@ def identity(config: "Config") -> dict:
 
 
 def run_id(config: "Config") -> str:
-    """A readable slug plus a hash of the identity."""
+    """A readable slug (dataset, rule and attack names, f, seed) plus a hash of the identity."""
     digest = hashlib.sha1(json.dumps(identity(config), sort_keys=True).encode()).hexdigest()[:10]
-    slug = f"{config.dataset}-{config.aggregator}-{config.attack}-f{config.real_byz}-s{config.seed}"
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", slug)[:80] + "-" + digest
+    rule = "+".join(name for name, _ in parse_spec(config.aggregator, "aggregator", chain=True))
+    (attack, _), = parse_spec(config.attack, "attack")
+    slug = f"{config.dataset}-{rule}-{attack}-f{config.real_byz}-s{config.seed}"
+    return re.sub(r"[^A-Za-z0-9._+=-]+", "_", slug) + "-" + digest

@@ -1,4 +1,4 @@
-"""The `byzsim` command: train, list, demo, plot, and its error handling."""
+"""The `byzsim` command: train, list, grid, report, and its error handling."""
 import json
 import os
 import subprocess
@@ -109,28 +109,18 @@ def test_python_m_simulator_is_the_command_and_errors_exit_nonzero(tmp_path):
     assert "Traceback" not in result.stderr and "Unknown aggregator" in result.stderr
 
 
-def test_demo_writes_results_and_a_plot(tmp_path, monkeypatch):
-    import simulator.demo as demo
-
-    monkeypatch.setattr(demo, "AGGREGATORS", ("average", "median"))
-    monkeypatch.setattr(demo, "ATTACKS", (("none", {}), ("ipm", {"epsilon": 10.0})))
-    assert main(["demo", "--output", str(tmp_path / "demo"), "--steps", "10", "--quiet"]) == 0
-    for name in ("accuracy.png", "heatmap.png", "table.csv"):
-        assert (tmp_path / "demo" / name).stat().st_size > 0
-    rows = (tmp_path / "demo" / "table.csv").read_text().splitlines()
-    assert len(rows) == 1 + 4
-
-
-def test_plot_aggregates_seeds_and_errors_on_empty_folder(tmp_path, capsys):
+def test_report_aggregates_seeds_and_errors_on_empty_folder(tmp_path, capsys):
     for seed in (1, 2):
         assert main(["train", "--steps", "4", "--eval-every", "2", "--seed", str(seed), "--output",
                      str(tmp_path / "runs"), "--quiet"]) == 0
-    assert main(["plot", str(tmp_path / "runs"), "--output", str(tmp_path / "fig")]) == 0
+    assert main(["report", str(tmp_path / "runs"), "--output", str(tmp_path / "fig")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1].endswith("report.md") and (tmp_path / "fig" / "report.md").exists()
     table = (tmp_path / "fig" / "table.csv").read_text().splitlines()
-    assert len(table) == 2 and ",2," in table[1]  # one group, two seeds
+    assert len(table) == 2  # one group of two seeds
     (tmp_path / "nothing").mkdir()
-    assert main(["plot", str(tmp_path / "nothing"), "--output", str(tmp_path / "fig2")]) == 2
-    assert "No finished run" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "nothing"), "--output", str(tmp_path / "fig2")]) == 2
+    assert "finished run" in capsys.readouterr().err
 
 
 def test_wrong_types_in_a_config_file_are_one_line_errors(tmp_path, capsys):
@@ -153,10 +143,11 @@ def test_list_rejects_an_unknown_section(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_plot_tells_apart_runs_that_differ_in_other_fields(tmp_path):
-    for lr in ("0.05", "0.1"):
-        assert main(["train", "--steps", "2", "--eval-every", "2", "--lr", lr, "--output", str(tmp_path / "runs"),
-                     "--quiet"]) == 0
-    assert main(["plot", str(tmp_path / "runs"), "--output", str(tmp_path / "fig")]) == 0
-    table = (tmp_path / "fig" / "table.csv").read_text()
-    assert "lr=0.05" in table and "lr=0.1" in table
+def test_the_example_grids_expand(capsys):
+    from pathlib import Path
+
+    examples = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
+    assert {p.stem for p in examples} >= {"demo", "matrix", "f_heterogeneity", "byzfl"}
+    for path in examples:
+        assert main(["grid", str(path), "--list", "--output", "/nonexistent/out"]) == 0, path
+    assert "runs" in capsys.readouterr().err

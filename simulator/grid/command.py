@@ -1,0 +1,87 @@
+"""`byzsim grid FILE`: run (or list) the grids of a TOML file."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from experiments.tools import UserException
+
+__all__ = ["add_parser"]
+
+MAX_EXIT = 100  # the exit status is the number of failed runs, capped below the shell's special values
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    grid = sub.add_parser(
+        "grid", help="run a benchmark grid from a TOML file (skips finished runs)",
+        description="Run every combination of a grid file into one folder, one sub-folder per run id. Finished runs "
+                    "are skipped, so an interrupted grid resumes; a failed run is recorded in errors/ and the exit "
+                    "status is the number of failed runs. See docs/grids.md.")
+    grid.add_argument("file", help="grid file (TOML)")
+    grid.add_argument("--grid", metavar="NAME", help="only this named grid of the file (default: all)")
+    grid.add_argument("--output", metavar="DIR", help="output folder (default: results/runs/<file name>, and "
+                                                      "/<grid name> below it for a file of several grids)")
+    grid.add_argument("--jobs", type=int, default=1, help="runs at a time, in worker processes (default: 1)")
+    grid.add_argument("--threads", type=int, default=None,
+                      help="torch threads per run (default: 1 with --jobs above 1, else torch's default)")
+    grid.add_argument("--shard", metavar="I/N", help="run only the I-th of N disjoint, balanced slices (a job array)")
+    grid.add_argument("--append", action="store_true", help="allow an output folder that holds other runs")
+    grid.add_argument("--list", action="store_true", help="print the run ids and their configurations; run nothing")
+    grid.add_argument("--json", action="store_true", help="with --list: one JSON object per line")
+    grid.add_argument("--quiet", action="store_true", help="no progress bar")
+    grid.set_defaults(func=run_command)
+
+
+def _outputs(file: Path, names: list[str], output: str | None, several: bool) -> dict[str, Path]:
+    root = Path(output) if output else Path("results/runs") / file.stem
+    return {name: root / name if several else root for name in names}
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from simulator.grid import iter_status, load_grids, parse_shard, prepare, run_grid, shard_of
+
+    shard = parse_shard(args.shard) if args.shard else None
+    if args.jobs < 1:
+        raise UserException(f"--jobs must be at least 1, got {args.jobs}.")
+    grids = load_grids(args.file)
+    outputs = _outputs(Path(args.file), list(grids), args.output, several=len(grids) > 1)
+    if args.grid:
+        if args.grid not in grids:
+            raise UserException(f"{args.file} has no grid {args.grid!r}; it has {', '.join(sorted(grids))}.")
+        grids = {args.grid: grids[args.grid]}
+    configs = {name: prepare(grid, outputs[name], append=args.append) for name, grid in grids.items()}
+    for grid in grids.values():
+        print(grid.summary(), file=sys.stderr)
+    if args.list:
+        for name in grids:
+            _print_listing(shard_of(configs[name], shard), args.json, iter_status)
+        return 0
+    failed = 0
+    for name, grid in grids.items():
+        outcome = run_grid(grid, outputs[name], jobs=args.jobs, threads=args.threads, shard=shard,
+                           append=args.append, progress=not args.quiet)
+        print(f"grid {name!r} -> {outputs[name]}: {outcome.line()}", file=sys.stderr)
+        failed += outcome.failed
+    if failed:
+        print(f"byzsim: {failed} run(s) failed; see errors/ in the output folder", file=sys.stderr)
+    return min(failed, MAX_EXIT)
+
+
+def _print_listing(configs: list, as_json: bool, iter_status) -> None:
+    varying = _varying(configs)
+    for config, status in iter_status(configs):
+        if as_json:
+            print(json.dumps({"run_id": config.run_id(), "status": status, "config": config.to_dict()}))
+        else:
+            shown = " ".join(f"{k}={getattr(config, k)}" for k in varying)
+            print(f"{config.run_id()}  {status:<7}  {shown}")
+
+
+def _varying(configs: list) -> list[str]:
+    """The fields whose value differs between the listed runs, in field order."""
+    if not configs:
+        return []
+    rows = [c.to_dict() for c in configs]
+    return [k for k in rows[0] if len({json.dumps(r[k], sort_keys=True) for r in rows}) > 1]

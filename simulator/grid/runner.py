@@ -1,0 +1,153 @@
+"""Running a grid: every run into one folder, finished runs skipped, N at a time, one shard of N.
+
+- Output: ``<output>/<run id>/`` per run, the grid file copied in as
+  ``grid.toml``. A run whose ``summary.json`` exists is skipped, so an
+  interrupted grid resumes (each unfinished run from its last checkpoint).
+- Failures: a run that raises is recorded in ``<output>/errors/<run id>.txt``
+  (its configuration and traceback) and does not stop the others.
+- ``jobs``: that many runs at a time in worker processes that live for the
+  whole grid (importing torch costs seconds; a small run must not pay it),
+  each with ``threads`` torch threads (default 1).
+- ``shard=(i, n)``: only every n-th run, starting at the i-th, of the grid
+  sorted by run id: deterministic, disjoint and balanced slices for a batch
+  system's job array writing into one shared folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import traceback
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from experiments.atomic import atomic_write
+from experiments.tools import UserException
+from simulator.config import Config
+from simulator.grid.spec import Grid
+from simulator.store import CONFIG, SUMMARY
+
+__all__ = ["GridOutcome", "parse_shard", "shard_of", "prepare", "run_grid", "GRID_FILE", "ERRORS"]
+
+GRID_FILE, ERRORS = "grid.toml", "errors"
+
+
+@dataclass
+class GridOutcome:
+    """What a grid run did."""
+
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0  # finished before this run started
+
+    def line(self) -> str:
+        return f"{self.done} done, {self.failed} failed, {self.skipped} already finished"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/N"`` (1 <= i <= N) as (i, N), or `UserException`."""
+    index, slash, count = text.partition("/")
+    if slash and index.strip().isdigit() and count.strip().isdigit():
+        i, n = int(index), int(count)
+        if 1 <= i <= n:
+            return i, n
+    raise UserException(f"Malformed shard {text!r}: expected i/N with 1 <= i <= N, e.g. --shard 2/8.")
+
+
+def shard_of(configs: list[Config], shard: tuple[int, int] | None) -> list[Config]:
+    """The shard's runs: every N-th of the runs sorted by id, from the i-th (all runs without a shard)."""
+    if shard is None:
+        return list(configs)
+    i, n = shard
+    return sorted(configs, key=Config.run_id)[i - 1::n]
+
+
+def prepare(grid: Grid, output: str | Path, *, append: bool = False) -> list[Config]:
+    """The grid's configs writing into ``output``; refuses a folder holding another grid's runs (unless ``append``)."""
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise UserException(f"Output {str(output)!r} exists and is not a folder.")
+    configs = [dataclasses.replace(c, output=str(output)) for c in grid.configs]
+    ids = {c.run_id() for c in configs}
+    if output.is_dir() and not append:
+        foreign = sorted(p.name for p in output.iterdir() if (p / CONFIG).exists() and p.name not in ids)
+        if foreign:
+            raise UserException(f"Folder {str(output)!r} holds {len(foreign)} runs that are not in grid {grid.name!r} "
+                                f"of {grid.path} (e.g. {foreign[0]}); pass --append to add this grid to it, "
+                                f"or choose another --output.")
+    return configs
+
+
+def _finished(config: Config) -> bool:
+    return (config.folder() / SUMMARY).exists()
+
+
+def run_grid(grid: Grid, output: str | Path, *, jobs: int = 1, threads: int | None = None,
+             shard: tuple[int, int] | None = None, append: bool = False, progress: bool = True) -> GridOutcome:
+    """Run the grid (or one shard of it) into ``output``; see the module docstring."""
+    if jobs < 1:
+        raise UserException(f"--jobs must be at least 1, got {jobs}.")
+    configs = shard_of(prepare(grid, output, append=append), shard)
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    atomic_write(output / GRID_FILE, grid.path.read_bytes())
+    pending = [c for c in configs if not _finished(c)]
+    outcome = GridOutcome(skipped=len(configs) - len(pending))
+    bar = tqdm(total=len(configs), initial=outcome.skipped, desc=f"grid {grid.name}", unit="run",
+               disable=not progress)
+    with bar:
+        bar.set_postfix_str(outcome.line())
+        for run_id, error in _execute(pending, jobs, threads):
+            errors = output / ERRORS / f"{run_id}.txt"
+            if error is None:
+                outcome.done += 1
+                errors.unlink(missing_ok=True)
+            else:
+                outcome.failed += 1
+                atomic_write(errors, error.encode())
+            bar.update(1)
+            bar.set_postfix_str(outcome.line())
+    return outcome
+
+
+def _execute(configs: list[Config], jobs: int, threads: int | None) -> Iterator[tuple[str, str | None]]:
+    """(run id, error text or None) per run, in completion order."""
+    payloads = [c.to_dict() for c in configs]
+    if jobs == 1 or len(configs) <= 1:
+        if threads:
+            _set_threads(threads)
+        yield from map(_run_one, payloads)
+        return
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked OpenMP state
+    with context.Pool(min(jobs, len(configs)), initializer=_set_threads, initargs=(threads or 1,)) as pool:
+        yield from pool.imap_unordered(_run_one, payloads)
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+    torch.set_num_threads(threads)
+
+
+def _run_one(payload: dict) -> tuple[str, str | None]:
+    """Run one config (in this process or a worker); the error as text instead of raising."""
+    from simulator.run import run
+
+    config = Config.from_dict(payload)
+    try:
+        run(config, progress=False)
+    except Exception:  # recorded for the user; the grid goes on
+        return config.run_id(), f"{_describe(config)}\n\n{traceback.format_exc()}"
+    return config.run_id(), None
+
+
+def _describe(config: Config) -> str:
+    return "\n".join(f"{k} = {v!r}" for k, v in config.to_dict().items())
+
+
+def iter_status(configs: Iterable[Config]) -> Iterator[tuple[Config, str]]:
+    """Each config with its status: done, started (a checkpoint exists) or pending."""
+    for config in configs:
+        folder = config.folder()
+        yield config, "done" if (folder / SUMMARY).exists() else "started" if folder.exists() else "pending"

@@ -1,0 +1,196 @@
+"""Grid files: TOML tables of Config fields whose lists expand into their cartesian product.
+
+    dataset = "digits"
+    aggregator = ["median", "krum", "nnm>cclip"]
+    attack = ["none", "alie", "ipm(epsilon=10)"]
+    nb_decl_byz = [1, 3]
+    seeds = 3                      # seeds 1, 2, 3; or a list: seeds = [1, 5]
+
+    [[exclude]]                    # drop every combination matching all of these
+    aggregator = "krum"
+    attack = "none"
+
+    [[include]]                    # add the grid with these values replaced
+    aggregator = "bulyan"
+    nb_decl_byz = 1
+
+A field given as a list expands; a list-typed field (``lr_milestones``)
+expands from a list of lists, a table field (``model_args``) from a list of
+tables. ``[[cases]]`` tables set several fields together (e.g. n and f in
+pairs): the grid is the product of its lists with the cases. ``[[exclude]]``
+tables drop the combinations whose fields equal the given values (a list:
+any of them), compared as written; each ``[[include]]`` table replaces the
+named fields of the grid (lists expand again) and adds those combinations
+after the exclusions. A file may hold
+several named grids as ``[grids.NAME]`` tables, which share the top-level
+``[defaults]`` table. Combinations that a rule refuses (krum with
+n < 2f + 3) are counted and skipped; every other problem is one error
+naming the file and the key, before anything runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aggregators
+from experiments.tools import UserException
+from simulator.config import Config, field_kinds, type_error
+
+__all__ = ["Grid", "load_grids"]
+
+_FIELDS = {f.name for f in dataclasses.fields(Config)}
+_RESERVED = {"seeds", "include", "exclude", "cases"}
+_ARRAYS = ("cases", "exclude", "include")
+_RUNNER_FIELDS = {"output"}  # set by the runner (--output), never by a grid
+
+
+@dataclass
+class Grid:
+    """One expanded grid: its runs, and what the expansion skipped."""
+
+    name: str
+    path: Path
+    configs: list[Config]
+    refused: dict[str, int] = field(default_factory=dict)  # the rule's unmet requirement -> combinations
+    duplicates: int = 0  # combinations that were the same run as an earlier one
+
+    def summary(self) -> str:
+        """One line: how many runs, and what was skipped and why."""
+        parts = [f"{len(self.configs)} runs"]
+        if self.refused:
+            reasons = "; ".join(f"{reason} ({count})" for reason, count in sorted(self.refused.items()))
+            parts.append(f"{sum(self.refused.values())} combinations skipped because a rule refuses them: {reasons}")
+        if self.duplicates:
+            parts.append(f"{self.duplicates} combinations were the same run as another")
+        return f"grid {self.name!r} ({self.path}): " + ", ".join(parts)
+
+
+def load_grids(path: str | Path) -> dict[str, Grid]:
+    """Every grid of a TOML file, expanded, by name (a file without ``[grids.*]`` holds one, named after it)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserException(f"Grid file {str(path)!r} does not exist.") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise UserException(f"Grid file {str(path)!r} is not valid TOML: {err}.") from None
+    if "grids" not in data:
+        return {path.stem: _expand(path.stem, path, data)}
+    defaults = data.pop("defaults", {})
+    grids = data.pop("grids")
+    if data:
+        raise UserException(f"{path}: with [grids.*] tables, only [defaults] may stand beside them, "
+                            f"found {', '.join(sorted(data))}.")
+    if not isinstance(grids, dict) or not grids or not all(isinstance(g, dict) for g in grids.values()):
+        raise UserException(f"{path}: [grids] must hold at least one named table, e.g. [grids.main].")
+    return {name: _expand(name, path, {**defaults, **table}) for name, table in grids.items()}
+
+
+def _expand(name: str, path: Path, table: dict) -> Grid:
+    where = f"{path}" if name == path.stem else f"{path} [grids.{name}]"
+    base = _check_table(table, where, allow=_RESERVED)
+    cases, exclusions, inclusions = ([_check_table(t, f"{where} [[{key}]]", allow={"seeds"})
+                                      for t in _tables(table, key, where)] for key in _ARRAYS)
+    combos = [c for case in (cases or [{}]) for c in _product({**base, **case})]
+    combos = [c for c in combos if not any(_matches(c, rule) for rule in exclusions)]
+    for extra in inclusions:
+        combos += [c for case in (cases or [{}]) for c in _product({**base, **case, **extra})]
+    if not combos:
+        raise UserException(f"{where}: the grid is empty (a list is empty, or [[exclude]] drops every combination).")
+    grid = Grid(name, path, [])
+    seen: set[str] = set()
+    for combo in combos:
+        config = _config(combo, where)
+        unmet = aggregators.get(config.aggregator).unmet(config.nb_workers, config.nb_decl_byz)
+        if unmet is not None:
+            reason = f"{config.aggregator} requires {unmet}"
+            grid.refused[reason] = grid.refused.get(reason, 0) + 1
+            continue
+        _validate(config, combo, where)
+        run_id = config.run_id()
+        if run_id in seen:
+            grid.duplicates += 1
+            continue
+        seen.add(run_id)
+        grid.configs.append(config)
+    if not grid.configs:
+        raise UserException(f"{where}: every combination is refused by its rule ({', '.join(grid.refused)}).")
+    return grid
+
+
+def _tables(table: dict, key: str, where: str) -> list[dict]:
+    tables = table.get(key, [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise UserException(f"{where}: {key} must be an array of tables, written [[{key}]].")
+    return tables
+
+
+def _check_table(table: dict, where: str, allow: set[str]) -> dict[str, list]:
+    """{field: its candidate values}, every key a Config field and every value of the field's type."""
+    out: dict[str, list] = {}
+    for key, value in table.items():
+        if key in _ARRAYS and "include" in allow:
+            continue
+        if key in _RUNNER_FIELDS:
+            raise UserException(f"{where}: key {key!r} is set by the runner (byzsim grid --output), not in a grid.")
+        if key not in _FIELDS and key not in allow:
+            raise UserException(f"{where}: unknown key {key!r} (a Config field, or seeds/cases/include/exclude).")
+        values = _seeds(value, where) if key == "seeds" else _candidates(key, value)
+        if key == "seeds" and "seed" in table:
+            raise UserException(f"{where}: give either seeds or seed, not both.")
+        for candidate in values:
+            problem = type_error("seed" if key == "seeds" else key, candidate)
+            if problem:
+                raise UserException(f"{where}: key {key!r}: {problem}.")
+        out["seed" if key == "seeds" else key] = values
+    return out
+
+
+def _candidates(key: str, value: object) -> list:
+    """The values a key takes: a list expands, except a list-typed field's own list (a list of lists expands)."""
+    kinds = field_kinds(key)
+    if not isinstance(value, list):
+        return [value]
+    if list in kinds:
+        return value if value and all(isinstance(v, list) for v in value) else [value]
+    return value
+
+
+def _seeds(value: object, where: str) -> list:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise UserException(f"{where}: key 'seeds' must be at least 1 (the number of seeds), got {value}.")
+        return list(range(1, value + 1))
+    if isinstance(value, list):
+        return value
+    raise UserException(f"{where}: key 'seeds' must be a number of seeds or a list of seeds, got {value!r}.")
+
+
+def _product(table: dict[str, list]) -> list[dict]:
+    keys = list(table)
+    return [dict(zip(keys, values)) for values in itertools.product(*(table[k] for k in keys))]
+
+
+def _matches(combo: dict, rule: dict[str, list]) -> bool:
+    return all(key in combo and combo[key] in values for key, values in rule.items())
+
+
+def _config(combo: dict, where: str) -> Config:
+    try:
+        return Config(**combo)
+    except UserException as err:
+        raise UserException(f"{where}: {_describe(combo)}: {err}") from None
+
+
+def _validate(config: Config, combo: dict, where: str) -> None:
+    try:
+        config.validate()
+    except UserException as err:
+        raise UserException(f"{where}: {_describe(combo)}: {err}") from None
+
+
+def _describe(combo: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in combo.items() if not isinstance(v, (dict, list)) or v)

@@ -1,0 +1,208 @@
+"""Finished runs under a folder, grouped by their configuration minus the seed.
+
+A run folder is finished when it holds ``summary.json``; anything else below
+the folder (unfinished runs, a grid file, an errors folder) is ignored. Each
+run is rebuilt as a `Config` to get its canonical identity; runs whose
+identities differ only by the seed form one `Group`. The identity fields that
+vary across runs, other than the aggregator, the attack and the seed, make up
+a group's *setting*; the fields that never vary are the *fixed* settings.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import reduce
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.tools import UserException
+from simulator.config import Config
+from simulator.store import CHECKPOINT, CONFIG, EVALS, METRICS, SUMMARY, RunFolder, read_csv
+
+__all__ = ["ATTACK_FREE", "Design", "Group", "Run", "Setting", "attack_key", "field_key", "find_runs", "group_runs",
+           "load", "order_key", "read_run", "setting_key"]
+
+ATTACK_FREE = "none"
+ROLE_FIELDS = ("aggregator", "attack", "seed")
+FIRST_FIELDS = ("dataset", "model", "nb_workers", "nb_real_byz", "nb_decl_byz", "heterogeneity")
+
+# A setting: (field, value) pairs in field order, values made hashable (lists and dicts as JSON text).
+Setting = tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished run: its canonical identity, display specs and curves."""
+
+    folder: Path
+    identity: dict
+    aggregator: str  # the spec as config.json stores it (non-default parameters only)
+    attack: str
+    steps: np.ndarray  # [e] evaluation steps
+    accuracy: np.ndarray  # [e] test accuracy
+    val_accuracy: np.ndarray | None  # [e], None without a validation split
+    metric_steps: np.ndarray  # [m], empty unless metrics were read
+    distance_ratio: np.ndarray  # [m] aggregate_distance / honest_norm
+
+
+@dataclass(frozen=True)
+class Group:
+    """Runs that differ only by their seed; curves are [seeds, evaluations]."""
+
+    aggregator: str
+    attack: str
+    setting: Setting
+    identity: dict  # the runs' identity without the seed
+    seeds: tuple[int, ...]
+    steps: np.ndarray
+    accuracy: np.ndarray
+    val_accuracy: np.ndarray | None
+    metric_steps: np.ndarray
+    distance_ratio: np.ndarray
+
+
+@dataclass(frozen=True)
+class Design:
+    """All groups under a folder, with the fields that are fixed and those that vary."""
+
+    root: Path
+    groups: tuple[Group, ...]
+    fixed: dict[str, Any]
+    setting_fields: tuple[str, ...]
+    runs: int
+    unfinished: int
+
+    @property
+    def aggregators(self) -> list[str]:
+        return sorted({g.aggregator for g in self.groups})
+
+    @property
+    def attacks(self) -> list[str]:
+        return sorted({g.attack for g in self.groups}, key=attack_key)
+
+    @property
+    def settings(self) -> list[Setting]:
+        return sorted({g.setting for g in self.groups}, key=setting_key)
+
+
+def order_key(value: Any) -> tuple:
+    """A total order on setting values: None, then numbers, then the rest as text."""
+    if value is None:
+        return (0, 0.0, "")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (1, float(value), "")
+    return (2, 0.0, str(value))
+
+
+def attack_key(attack: str) -> tuple:
+    """The attack-free reference first, then attacks by name."""
+    return (attack != ATTACK_FREE, attack)
+
+
+def field_key(name: str) -> tuple:
+    """Fields in reading order: what the experiment is and its threat model first, then by name."""
+    return (FIRST_FIELDS.index(name) if name in FIRST_FIELDS else len(FIRST_FIELDS), name)
+
+
+def setting_key(setting: Setting) -> tuple:
+    return tuple(order_key(value) for _, value in setting)
+
+
+def _freeze(value: Any) -> Any:
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+
+
+def find_runs(folder: str | Path) -> tuple[list[Path], int]:
+    """Finished run folders at any depth below ``folder``, and how many unfinished ones were skipped."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise UserException(f"Folder {str(root)!r} does not exist.")
+    finished = sorted(p.parent for p in root.rglob(SUMMARY))
+    unfinished = sum(1 for p in root.rglob(CHECKPOINT) if not (p.parent / SUMMARY).exists())
+    if not finished:
+        raise UserException(f"No finished run (a folder holding {SUMMARY}) under {str(root)!r}.")
+    return finished, unfinished
+
+
+def read_run(folder: Path, *, metrics: bool = False) -> Run:
+    """Read one finished run's files (``metrics.csv`` only when ``metrics``)."""
+    store = RunFolder(folder)
+    try:
+        data = store.read_json(CONFIG)
+        evaluations = read_csv(store.file(EVALS))
+        rows = read_csv(store.file(METRICS)) if metrics else []
+        identity = Config.from_dict(data).identity()
+    except (OSError, json.JSONDecodeError, UserException) as err:
+        raise UserException(f"Run folder {str(folder)!r} cannot be read: {err}") from None
+    val = [row["val_accuracy"] for row in evaluations]
+    ratio = np.array([row["aggregate_distance"] for row in rows], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = ratio / np.array([row["honest_norm"] for row in rows], dtype=float)
+    return Run(
+        folder=folder, identity=identity,
+        aggregator=data["aggregator"], attack=data["attack"],
+        steps=np.array([row["step"] for row in evaluations], dtype=int),
+        accuracy=np.array([row["accuracy"] for row in evaluations], dtype=float),
+        val_accuracy=None if "" in val or not val else np.array(val, dtype=float),
+        metric_steps=np.array([row["step"] for row in rows], dtype=int), distance_ratio=ratio,
+    )
+
+
+def _varying(identities: list[dict]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Fields equal in every identity (with their value) and fields that differ, role fields apart."""
+    fields = sorted(set().union(*identities) - set(ROLE_FIELDS), key=field_key)
+    varying = tuple(k for k in fields if len({json.dumps(i.get(k), sort_keys=True) for i in identities}) > 1)
+    fixed = {k: identities[0].get(k) for k in fields if k not in varying}
+    return fixed, varying
+
+
+def _display_names(runs: list[Run], role: str) -> dict[str, str]:
+    """Canonical spec -> the stored short spec, or the canonical one where two canonicals share a short one."""
+    short = {r.identity[role]: getattr(r, role) for r in runs}
+    clash = {s for s in short.values() if list(short.values()).count(s) > 1}
+    return {canonical: canonical if s in clash else s for canonical, s in short.items()}
+
+
+def _common(runs: list[Run], steps: str, *curves: str) -> tuple[np.ndarray, ...]:
+    """The runs' curves restricted to the steps every run has: steps [e] and one [seeds, e] per curve."""
+    common = reduce(np.intersect1d, [getattr(r, steps) for r in runs])
+    masks = [np.isin(getattr(r, steps), common) for r in runs]
+    return (common, *(np.stack([getattr(r, c)[m] for r, m in zip(runs, masks)]) for c in curves))
+
+
+def _group(runs: list[Run], setting_fields: tuple[str, ...], names: dict[str, dict[str, str]]) -> Group:
+    runs = sorted(runs, key=lambda r: r.identity["seed"])
+    identity = {k: v for k, v in runs[0].identity.items() if k != "seed"}
+    has_val = all(r.val_accuracy is not None for r in runs)
+    steps, accuracy = _common(runs, "steps", "accuracy")
+    val = _common(runs, "steps", "val_accuracy")[1] if has_val else None
+    metric_steps, ratio = _common(runs, "metric_steps", "distance_ratio")
+    return Group(
+        aggregator=names["aggregator"][identity["aggregator"]], attack=names["attack"][identity["attack"]],
+        setting=tuple((k, _freeze(identity.get(k))) for k in setting_fields), identity=identity,
+        seeds=tuple(r.identity["seed"] for r in runs), steps=steps, accuracy=accuracy, val_accuracy=val,
+        metric_steps=metric_steps, distance_ratio=ratio,
+    )
+
+
+def group_runs(runs: list[Run], root: Path, unfinished: int = 0) -> Design:
+    """Group runs by identity minus the seed and split the identity fields into fixed and varying."""
+    buckets: dict[str, list[Run]] = defaultdict(list)
+    for r in runs:
+        key = json.dumps({k: v for k, v in r.identity.items() if k != "seed"}, sort_keys=True)
+        buckets[key].append(r)
+    fixed, setting_fields = _varying([r.identity for r in runs])
+    names = {role: _display_names(runs, role) for role in ("aggregator", "attack")}
+    groups = [_group(members, setting_fields, names) for members in buckets.values()]
+    groups.sort(key=lambda g: (setting_key(g.setting), g.aggregator, attack_key(g.attack)))
+    return Design(root=root, groups=tuple(groups), fixed=fixed, setting_fields=setting_fields,
+                  runs=len(runs), unfinished=unfinished)
+
+
+def load(folder: str | Path, *, metrics: bool = False) -> Design:
+    """Find, read and group every finished run below ``folder``."""
+    folders, unfinished = find_runs(folder)
+    return group_runs([read_run(f, metrics=metrics) for f in folders], Path(folder), unfinished)

@@ -1,0 +1,120 @@
+"""Numbers of the report: per-group accuracy over seeds, worst case over attacks, best rule.
+
+Each group's accuracy is summarised three ways, per seed, then averaged over
+seeds with a 95% Student-t confidence interval (t_{0.975, k-1} s / sqrt(k),
+NaN for a single seed):
+
+- ``final``: accuracy at the last evaluation;
+- ``best``: the highest accuracy over the evaluations;
+- ``last5``: the mean of the last five evaluations (all of them if fewer).
+
+The worst case of a rule is its lowest mean over the attacks, the attack-free
+reference ``none`` excluded (unless it is the only attack run); the best rule
+of a setting is the one whose worst case is highest.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import t as student_t
+
+from simulator.report.load import ATTACK_FREE, Design, Group, Setting, attack_key, setting_key
+
+__all__ = ["LAST", "METRICS", "Summary", "WorstCase", "best_rules", "mean_ci", "per_seed", "summarise",
+           "threat", "worst", "worst_cases"]
+
+METRICS = ("final", "best", "last5")
+LAST = 5
+
+
+def per_seed(accuracy: np.ndarray) -> dict[str, np.ndarray]:
+    """Each metric of a [seeds, evaluations] accuracy matrix, one value per seed."""
+    return {"final": accuracy[:, -1], "best": accuracy.max(axis=1), "last5": accuracy[:, -LAST:].mean(axis=1)}
+
+
+def mean_ci(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over ``axis`` and the half-width of its 95% Student-t interval (NaN for one sample)."""
+    k = values.shape[axis]
+    mean = values.mean(axis=axis)
+    if k < 2:
+        return mean, np.full_like(mean, np.nan, dtype=float)
+    return mean, student_t.ppf(0.975, k - 1) * values.std(axis=axis, ddof=1) / math.sqrt(k)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One group's metrics over its seeds: mean and 95% interval half-width per metric."""
+
+    group: Group
+    mean: dict[str, float]
+    ci: dict[str, float]
+
+    @property
+    def seeds(self) -> int:
+        return len(self.group.seeds)
+
+
+def summarise(design: Design) -> list[Summary]:
+    """One summary per group, in the design's order."""
+    out = []
+    for g in design.groups:
+        stats = {name: mean_ci(values) for name, values in per_seed(g.accuracy).items()}
+        out.append(Summary(g, {k: float(m) for k, (m, _) in stats.items()},
+                           {k: float(h) for k, (_, h) in stats.items()}))
+    return out
+
+
+def threat(attacks: Iterable[str]) -> list[str]:
+    """The attacks a worst case is taken over: all but ``none``, or ``none`` when it is all there is."""
+    attacks = sorted(set(attacks), key=attack_key)
+    return [a for a in attacks if a != ATTACK_FREE] or attacks
+
+
+def worst(values: Mapping[str, float]) -> tuple[float, str]:
+    """Lowest value over the threat attacks and the attack reaching it (first in attack order on ties)."""
+    candidates = [(values[a], attack_key(a), a) for a in threat(values) if not math.isnan(values[a])]
+    if not candidates:
+        return math.nan, ""
+    value, _, attack = min(candidates)
+    return value, attack
+
+
+@dataclass(frozen=True)
+class WorstCase:
+    """A rule's lowest accuracy over the attacks in one setting, beside its attack-free accuracy."""
+
+    aggregator: str
+    setting: Setting
+    value: float
+    attack: str
+    attack_free: float  # NaN when the attack-free run is missing
+
+    @property
+    def drop(self) -> float:
+        return self.attack_free - self.value
+
+
+def worst_cases(summaries: Sequence[Summary], metric: str) -> list[WorstCase]:
+    """For each aggregator and setting, the worst case of ``metric``'s mean over the attacks."""
+    table: dict[tuple[Setting, str], dict[str, float]] = defaultdict(dict)
+    for s in summaries:
+        table[s.group.setting, s.group.aggregator][s.group.attack] = s.mean[metric]
+    out = []
+    for (setting, aggregator), values in table.items():
+        value, attack = worst(values)
+        out.append(WorstCase(aggregator, setting, value, attack, values.get(ATTACK_FREE, math.nan)))
+    return sorted(out, key=lambda w: (setting_key(w.setting), w.aggregator))
+
+
+def best_rules(cases: Sequence[WorstCase]) -> dict[Setting, list[WorstCase]]:
+    """Per setting, the rule(s) whose worst case is highest (several on a tie)."""
+    by_setting: dict[Setting, list[WorstCase]] = defaultdict(list)
+    for w in cases:
+        if not math.isnan(w.value):
+            by_setting[w.setting].append(w)
+    return {s: [w for w in ws if w.value == max(x.value for x in ws)]
+            for s, ws in sorted(by_setting.items(), key=lambda item: setting_key(item[0]))}

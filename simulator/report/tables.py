@@ -1,0 +1,63 @@
+"""The report's CSV files as rows: table.csv, worst_case.csv, selection.csv.
+
+Numbers are rounded to 6 decimals; an undefined number (the confidence
+interval of a single seed, a missing attack-free run) is an empty cell.
+Setting fields are columns named as in the run identity (``nb_real_byz``...).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from simulator.report.load import attack_key
+from simulator.report.selection import Choice
+from simulator.report.stats import METRICS, Summary, WorstCase, best_rules
+
+__all__ = ["selection_rows", "summary_rows", "worst_case_rows"]
+
+
+def _num(value: float) -> float | str:
+    return "" if value is None or math.isnan(value) else round(float(value), 6)
+
+
+def summary_rows(summaries: Sequence[Summary], fields: Sequence[str]) -> tuple[list[str], list[dict]]:
+    """table.csv: one row per group, each metric's mean and 95% half-width over seeds."""
+    stats = [f"{m}_{part}" for m in METRICS for part in ("mean", "ci")]
+    columns = ["aggregator", "attack", *fields, "seeds", *stats, "aggregator_canonical", "attack_canonical"]
+    rows = []
+    for s in summaries:
+        rows.append({"aggregator": s.group.aggregator, "attack": s.group.attack, **dict(s.group.setting),
+                     "seeds": s.seeds, **{f"{m}_mean": _num(s.mean[m]) for m in METRICS},
+                     **{f"{m}_ci": _num(s.ci[m]) for m in METRICS},
+                     "aggregator_canonical": s.group.identity["aggregator"],
+                     "attack_canonical": s.group.identity["attack"]})
+    return columns, rows
+
+
+def worst_case_rows(cases: Sequence[WorstCase], fields: Sequence[str], metric: str) -> tuple[list[str], list[dict]]:
+    """worst_case.csv: per aggregator and setting, the lowest mean over attacks and which attack."""
+    columns = ["aggregator", *fields, "metric", "worst_case", "worst_attack", "attack_free", "drop", "best_rule"]
+    winners = {(w.setting, w.aggregator) for ws in best_rules(cases).values() for w in ws}
+    rows = [{"aggregator": w.aggregator, **dict(w.setting), "metric": metric, "worst_case": _num(w.value),
+             "worst_attack": w.attack, "attack_free": _num(w.attack_free), "drop": _num(w.drop),
+             "best_rule": (w.setting, w.aggregator) in winners} for w in cases]
+    return columns, rows
+
+
+def selection_rows(choices: Sequence[Choice], fields: Sequence[str], field: str) -> tuple[list[str], list[dict]]:
+    """selection.csv: every candidate value per aggregator and setting; the chosen one marked."""
+    attacks = sorted({a for c in choices for a in c.test}, key=attack_key)
+    rest = [f for f in fields if f != field]
+    columns = ["aggregator", *rest, field, "validation_worst_case", "validation_worst_attack",
+               *(f"test[{a}]" for a in attacks), "test_worst_case", "test_worst_attack", "candidate", "chosen"]
+    rows = []
+    for c in choices:
+        val, val_attack = c.score
+        test, test_attack = c.test_worst
+        rows.append({"aggregator": c.aggregator, **dict(c.setting), field: c.value,
+                     "validation_worst_case": _num(val), "validation_worst_attack": val_attack,
+                     **{f"test[{a}]": _num(c.test.get(a, math.nan)) for a in attacks},
+                     "test_worst_case": _num(test), "test_worst_attack": test_attack,
+                     "candidate": c.candidate, "chosen": c.chosen})
+    return columns, rows
+

@@ -1,0 +1,65 @@
+"""`write_report`: read the runs under a folder, write the tables, the figures and report.md.
+
+Every file is written atomically: text through `simulator.store.atomic_write`,
+figures through a temporary sibling and a rename. report.md is written last,
+so the files it links to exist whenever it does.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from experiments.tools import UserException
+from simulator.report.figures import save_figure
+from simulator.report.load import load
+from simulator.report.page import render
+from simulator.report.plots import plots
+from simulator.report.selection import select as select_values
+from simulator.report.stats import METRICS, summarise, worst_cases
+from simulator.report.tables import selection_rows, summary_rows, worst_case_rows
+from simulator.store import atomic_write, csv_bytes
+
+__all__ = ["FIGURES", "REPORT", "SELECTION", "TABLE", "WORST_CASE", "write_report"]
+
+REPORT, TABLE, WORST_CASE, SELECTION = "report.md", "table.csv", "worst_case.csv", "selection.csv"
+FIGURES = "figures"  # sub-folder of the output holding the PNG and PDF files
+
+
+def _write_csv(path: Path, table: tuple[list[str], list[dict]]) -> Path:
+    atomic_write(path, csv_bytes(*table))
+    return path
+
+
+def write_report(folder: str | Path, output: str | Path | None = None, *, select: str | None = None,
+                 metric: str = "final", diagnostics: bool = True) -> list[Path]:
+    """Write report.md, its tables and figures for the finished runs under ``folder``.
+
+    Args:
+        folder: searched at any depth for run folders holding ``summary.json``.
+        output: where to write (default: ``folder``); figures go to its ``figures/`` sub-folder.
+        select: an identity field that varies (``"lr"``, ``"momentum"``...): choose its value per rule and
+            setting against the worst attack on the validation set, and write ``selection.csv``.
+        metric: what the accuracy tables, heatmaps and worst cases show: ``final``, ``best`` or ``last5``.
+        diagnostics: also draw the aggregate's distance from the honest mean per step (reads metrics.csv).
+
+    Returns:
+        The paths written, report.md last.
+    """
+    if metric not in METRICS:
+        raise UserException(f"Unknown metric {metric!r}: use one of {', '.join(METRICS)}.")
+    design = load(folder, metrics=diagnostics)
+    choices = select_values(design, select) if select is not None else None
+    out = Path(folder if output is None else output)
+    summaries = summarise(design)
+    cases = worst_cases(summaries, metric)
+    fields = design.setting_fields
+    written = [_write_csv(out / TABLE, summary_rows(summaries, fields)),
+               _write_csv(out / WORST_CASE, worst_case_rows(cases, fields, metric))]
+    if choices is not None:
+        written.append(_write_csv(out / SELECTION, selection_rows(choices, fields, select)))
+    links = []
+    for plot in plots(design, summaries, cases, metric, diagnostics=diagnostics):
+        written += save_figure(plot.figure, out / FIGURES / plot.stem)
+        links.append((f"{FIGURES}/{plot.stem}", plot.caption))
+    page = render(design, summaries, cases, metric, figures=links, choices=choices, field=select)
+    atomic_write(out / REPORT, page.encode())
+    return [*written, out / REPORT]

@@ -1,0 +1,122 @@
+"""Running grids: one folder, skipping finished runs, resuming, failures, jobs, shards, the command."""
+import json
+
+import pytest
+
+from experiments.tools import UserException
+from simulator.cli import main
+from simulator.grid import load_grids, parse_shard, run_grid, shard_of
+from simulator.simulation import Simulation
+from simulator.store import CHECKPOINT, SUMMARY
+
+GRID = '''dataset = "digits"
+nb_workers = 7
+nb_decl_byz = 1
+steps = 6
+eval_every = 3
+checkpoint_every = 3
+aggregator = ["median", "krum"]
+attack = ["none", "alie"]
+seeds = 1
+'''
+
+
+@pytest.fixture
+def grid(tmp_path):
+    path = tmp_path / "small.toml"
+    path.write_text(GRID)
+    return load_grids(path)["small"]
+
+
+def finished(folder):
+    return sorted(p.parent.name for p in folder.glob(f"*/{SUMMARY}"))
+
+
+def test_a_grid_runs_into_one_folder_and_skips_finished_runs(grid, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    outcome = run_grid(grid, out, progress=False)
+    assert (outcome.done, outcome.failed, outcome.skipped) == (4, 0, 0)
+    assert finished(out) == sorted(c.run_id() for c in grid.configs)
+    assert (out / "grid.toml").read_text() == GRID
+    monkeypatch.setattr(Simulation, "__init__", lambda *a: pytest.fail("a finished run ran again"))
+    again = run_grid(grid, out, progress=False)
+    assert (again.done, again.skipped) == (0, 4)
+
+
+def test_an_interrupted_grid_resumes_each_run_from_its_checkpoint(grid, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    original = Simulation.step
+
+    def dying(self):
+        if self.config.aggregator == "krum" and self.t == 4:
+            raise RuntimeError("killed")
+        return original(self)
+
+    monkeypatch.setattr(Simulation, "step", dying)
+    first = run_grid(grid, out, progress=False)
+    assert (first.done, first.failed) == (2, 2)
+    errors = sorted((out / "errors").iterdir())
+    assert len(errors) == 2 and "killed" in errors[0].read_text() and "aggregator = 'krum'" in errors[0].read_text()
+    krum = [c for c in grid.configs if c.aggregator == "krum"]
+    assert all((out / c.run_id() / CHECKPOINT).exists() for c in krum)  # checkpointed at step 3
+    monkeypatch.setattr(Simulation, "step", original)
+    second = run_grid(grid, out, progress=False)
+    assert (second.done, second.failed, second.skipped) == (2, 0, 2)
+    assert not list((out / "errors").iterdir())  # a run that succeeds clears its error
+    reference = tmp_path / "reference"
+    run_grid(grid, reference, progress=False)
+    for config in krum:
+        resumed = (out / config.run_id() / "evaluations.csv").read_text()
+        assert resumed == (reference / config.run_id() / "evaluations.csv").read_text()
+
+
+def test_shards_are_disjoint_complete_and_balanced(grid):
+    slices = [shard_of(grid.configs, (i, 3)) for i in (1, 2, 3)]
+    ids = [c.run_id() for part in slices for c in part]
+    assert sorted(ids) == sorted(c.run_id() for c in grid.configs) and len(set(ids)) == len(ids)
+    assert sorted(len(part) for part in slices) == [1, 1, 2]
+    assert [c.run_id() for c in shard_of(grid.configs, (2, 3))] == [c.run_id() for c in slices[1]]
+
+
+@pytest.mark.parametrize("text", ["3/2", "a/b", "0/2", "2", "1/0", "-1/2"])
+def test_malformed_shards_are_user_errors(text):
+    with pytest.raises(UserException, match="Malformed shard"):
+        parse_shard(text)
+
+
+def test_two_jobs_give_the_same_results_as_one(grid, tmp_path):
+    run_grid(grid, tmp_path / "one", jobs=1, progress=False)
+    outcome = run_grid(grid, tmp_path / "two", jobs=2, progress=False)
+    assert outcome.done == 4
+    for config in grid.configs:
+        one = (tmp_path / "one" / config.run_id() / "evaluations.csv").read_text()
+        assert one == (tmp_path / "two" / config.run_id() / "evaluations.csv").read_text()
+
+
+def test_a_folder_holding_another_grids_runs_needs_append(grid, tmp_path):
+    out = tmp_path / "out"
+    run_grid(grid, out, shard=(1, 4), progress=False)
+    other = tmp_path / "other.toml"
+    other.write_text(GRID.replace("seeds = 1", "seeds = [9]"))
+    (other_grid,) = load_grids(other).values()
+    with pytest.raises(UserException, match="holds 1 runs that are not in grid 'other'"):
+        run_grid(other_grid, out, progress=False)
+    assert run_grid(other_grid, out, append=True, progress=False).done == 4
+
+
+def test_the_command_lists_runs_runs_them_and_reports_failures_in_its_exit_status(grid, tmp_path, capsys,
+                                                                                   monkeypatch):
+    spec, out = str(grid.path), str(tmp_path / "cmd")
+    assert main(["grid", spec, "--output", out, "--list", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"pending"}
+    assert rows[0]["config"]["dataset"] == "digits" and rows[0]["run_id"] == grid.configs[0].run_id()
+    assert main(["grid", spec, "--output", out, "--list", "--shard", "2/4"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+    original = Simulation.step
+    monkeypatch.setattr(Simulation, "step", lambda self: (_ for _ in ()).throw(RuntimeError("boom"))
+                        if self.config.attack == "alie" else original(self))
+    assert main(["grid", spec, "--output", out, "--quiet"]) == 2
+    assert "2 run(s) failed" in capsys.readouterr().err
+    assert main(["grid", spec, "--output", out, "--shard", "3/2"]) == 2
+    assert "Malformed shard" in capsys.readouterr().err

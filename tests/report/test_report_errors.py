@@ -1,0 +1,101 @@
+"""Errors a user can cause end in one UserException sentence naming the folder or field,
+and the small rules of the numbers: intervals, ties, the attack-free reference."""
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from experiments.tools import UserException
+from simulator import Config
+from simulator.metrics import EVAL_COLUMNS, METRIC_COLUMNS
+from simulator.report import load, mean_ci, summarise, worst_cases, write_report
+from simulator.report.naming import describe, slugs
+from simulator.report.stats import best_rules
+from simulator.store import atomic_write, csv_bytes
+
+
+def _fake_run(root, accuracy: list[float], **fields) -> None:
+    """A finished run folder written by hand (no training)."""
+    config = Config(**{"dataset": "digits", "nb_workers": 7, "nb_decl_byz": 1, "output": str(root), **fields})
+    folder = root / config.run_id()
+    rows = [{"step": 10 * i, "accuracy": a, "test_loss": 1.0, "val_accuracy": "", "val_loss": ""}
+            for i, a in enumerate(accuracy)]
+    atomic_write(folder / "evaluations.csv", csv_bytes(EVAL_COLUMNS, rows))
+    atomic_write(folder / "metrics.csv", csv_bytes(METRIC_COLUMNS, []))
+    atomic_write(folder / "config.json", json.dumps(config.to_dict()).encode())
+    atomic_write(folder / "summary.json", b"{}")
+
+
+def test_a_missing_folder_is_named(tmp_path):
+    with pytest.raises(UserException, match="'.*nowhere' does not exist"):
+        write_report(tmp_path / "nowhere")
+
+
+def test_a_folder_without_finished_runs_is_named(tmp_path):
+    (tmp_path / "grid.toml").write_text("steps = 10\n")
+    (tmp_path / "errors").mkdir()
+    (tmp_path / "run-in-progress").mkdir()
+    (tmp_path / "run-in-progress" / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(UserException, match=f"No finished run .* under '{tmp_path}'"):
+        write_report(tmp_path)
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_an_unknown_metric_or_a_field_that_does_not_vary_is_refused(tmp_path):
+    _fake_run(tmp_path, [0.5], aggregator="median", attack="alie")
+    with pytest.raises(UserException, match="Unknown metric 'worst'"):
+        write_report(tmp_path, metric="worst")
+    with pytest.raises(UserException, match="'lr'.*not a setting that varies"):
+        write_report(tmp_path, select="lr")
+    with pytest.raises(UserException, match="'seed'"):
+        write_report(tmp_path, select="seed")
+
+
+def test_an_unreadable_run_folder_is_named(tmp_path):
+    _fake_run(tmp_path, [0.5], aggregator="median", attack="alie")
+    broken = next(tmp_path.rglob("config.json"))
+    broken.write_text("{not json")
+    with pytest.raises(UserException, match=f"Run folder '{broken.parent}' cannot be read"):
+        write_report(tmp_path)
+
+
+def test_the_interval_is_student_t_and_undefined_for_one_seed():
+    values = np.array([[0.5, 0.7, 0.9], [0.6, 0.6, 0.7]]).T  # three seeds, two columns
+    mean, half = mean_ci(values)
+    np.testing.assert_allclose(mean, [0.7, 19 / 30])
+    np.testing.assert_allclose(half[0], stats.t.ppf(0.975, 2) * 0.2 / math.sqrt(3))
+    assert np.isnan(mean_ci(np.array([[0.4]]))[1]).all()
+
+
+def test_one_seed_leaves_the_interval_blank_and_none_is_only_the_reference(tmp_path):
+    _fake_run(tmp_path, [0.1, 0.9], aggregator="median", attack="none")
+    _fake_run(tmp_path, [0.1, 0.4], aggregator="median", attack="alie")
+    _fake_run(tmp_path, [0.1, 0.6, 0.5], aggregator="median", attack="signflip")
+    write_report(tmp_path, diagnostics=False)
+    table = (tmp_path / "table.csv").read_text().splitlines()
+    assert table[1].startswith("median,none,1,0.9,,0.9,,") and table[3].startswith("median,signflip,1,0.5,,0.6,,")
+    worst = (tmp_path / "worst_case.csv").read_text().splitlines()[1]
+    assert worst == "median,final,0.4,alie,0.9,0.5,True"
+    assert "| median | 0.900 (1) | 0.400 (1) | 0.500 (1) |" in (tmp_path / "report.md").read_text()
+
+
+def test_a_tie_names_every_best_rule(tmp_path):
+    for aggregator in ("median", "trmean", "krum"):
+        _fake_run(tmp_path, [0.3 if aggregator == "krum" else 0.6], aggregator=aggregator, attack="alie")
+    summaries = summarise(load(tmp_path))
+    best = best_rules(worst_cases(summaries, "final"))
+    assert [w.aggregator for w in best[()]] == ["median", "trmean"]
+    write_report(tmp_path, diagnostics=False)
+    assert "Best rule: **median** = **trmean** (worst case 0.600)." in (tmp_path / "report.md").read_text()
+
+
+def test_settings_read_short_and_make_distinct_file_names():
+    iid = (("alpha", None), ("heterogeneity", "iid"), ("nb_real_byz", 1))
+    skewed = (("alpha", 0.5), ("heterogeneity", "dirichlet"), ("nb_real_byz", 1))
+    assert describe(iid) == "f=1, heterogeneity=iid"
+    assert describe(skewed) == "f=1, heterogeneity=dirichlet(alpha=0.5)"
+    assert describe(()) == "all runs"
+    assert slugs([iid, skewed]) == ["-f=1_heterogeneity=iid", "-f=1_heterogeneity=dirichlet_alpha=0.5"]
+    assert slugs([()]) == [""]
