@@ -2,7 +2,7 @@
 
 Subcommands: `train` (one run; every Config field is an option), `list`
 (what exists), `grid` (a benchmark grid from a TOML file), `report` (tables
-and figures from a folder of runs). The command is the one place that
+and figures from a folder of runs), `reproduce` (a reproduction study). The command is the one place that
 assembles the packages; each subcommand's work lives in its own package.
 Errors a user can cause end with one line on stderr and exit status 2,
 without a traceback.
@@ -20,6 +20,7 @@ from experiments.grammar import parse_mapping, parse_value, split_top
 from experiments.tools import UserException
 from simulator.config import Config
 from simulator.grid import command as grid_command
+from simulator.studies import command as studies_command
 
 SECTIONS = ("aggregators", "attacks", "models", "datasets", "heterogeneity", "engines", "schedules")
 
@@ -135,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "validation accuracy over attacks, and report test accuracy there "
                              "(runs need --validation-split)")
     report.set_defaults(func=cmd_report)
+
+    studies_command.add_parser(sub)
     return parser
 
 

@@ -121,11 +121,11 @@ def curves(panels: Mapping[str, Sequence[Line]], *, title: str, ylabel: str, ban
     return fig
 
 
-def save_figure(fig: Figure, stem: Path) -> list[Path]:
-    """Write ``fig`` as ``stem.png`` and ``stem.pdf``, each atomically (temporary sibling, then rename)."""
+def save_figure(fig: Figure, stem: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Write ``fig`` as ``stem.png`` and ``stem.pdf`` (or ``formats``), each atomically (temporary sibling, then rename)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = []
-    for fmt in FORMATS:
+    for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)

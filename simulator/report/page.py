@@ -97,13 +97,15 @@ def _best(cases: Sequence[WorstCase]) -> str:
                       table(["setting", "best rule", "worst case", "worst attack"], rows)])
 
 
-def _figures(figures: Sequence[tuple[str, str]]) -> str:
+def _figures(figures: Sequence[tuple[str, str]], formats: Sequence[str]) -> str:
     parts = ["## Figures", "",
              "Heatmaps share one colour scale, [0, 1]. In the f and heterogeneity heatmaps each cell is the "
              "worst case over attacks, with the attack reaching it. Curves show the mean over seeds with its "
              "95% confidence band."]
     for link, caption in figures:
-        parts += ["", f"### {caption}", "", f"![{caption}]({link}.png)", "", f"[PDF]({link}.pdf)"]
+        parts += ["", f"### {caption}", "", f"![{caption}]({link}.png)"]
+        if "pdf" in formats:
+            parts += ["", f"[PDF]({link}.pdf)"]
     return "\n".join(parts)
 
 
@@ -135,10 +137,10 @@ def _selection(choices: Sequence[Choice], field: str) -> str:
 
 def render(design: Design, summaries: Sequence[Summary], cases: Sequence[WorstCase], metric: str, *,
            figures: Sequence[tuple[str, str]], choices: Sequence[Choice] | None = None,
-           field: str | None = None) -> str:
+           field: str | None = None, formats: Sequence[str] = ("png", "pdf")) -> str:
     """The whole page; ``figures`` are (link without suffix, caption) pairs relative to report.md."""
     sections = [f"# Robustness report: {design.root.resolve().name}", _overview(design),
-                _accuracy(design, summaries, metric), _worst(cases, metric), _best(cases), _figures(figures)]
+                _accuracy(design, summaries, metric), _worst(cases, metric), _best(cases), _figures(figures, formats)]
     if choices is not None and field is not None:
         sections.append(_selection(choices, field))
     return "\n\n".join(sections) + "\n"

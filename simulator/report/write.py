@@ -6,10 +6,11 @@ so the files it links to exist whenever it does.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from experiments.tools import UserException
-from simulator.report.figures import save_figure
+from simulator.report.figures import FORMATS, save_figure
 from simulator.report.load import load
 from simulator.report.page import render
 from simulator.report.plots import plots
@@ -30,7 +31,8 @@ def _write_csv(path: Path, table: tuple[list[str], list[dict]]) -> Path:
 
 
 def write_report(folder: str | Path, output: str | Path | None = None, *, select: str | None = None,
-                 metric: str = "final", diagnostics: bool = True) -> list[Path]:
+                 metric: str = "final", diagnostics: bool = True,
+                 formats: Sequence[str] = FORMATS) -> list[Path]:
     """Write report.md, its tables and figures for the finished runs under ``folder``.
 
     Args:
@@ -40,6 +42,7 @@ def write_report(folder: str | Path, output: str | Path | None = None, *, select
             setting against the worst attack on the validation set, and write ``selection.csv``.
         metric: what the accuracy tables, heatmaps and worst cases show: ``final``, ``best`` or ``last5``.
         diagnostics: also draw the aggregate's distance from the honest mean per step (reads metrics.csv).
+        formats: the figure formats (``png``, ``pdf``); the committed study results keep PNG only.
 
     Returns:
         The paths written, report.md last.
@@ -58,8 +61,8 @@ def write_report(folder: str | Path, output: str | Path | None = None, *, select
         written.append(_write_csv(out / SELECTION, selection_rows(choices, fields, select)))
     links = []
     for plot in plots(design, summaries, cases, metric, diagnostics=diagnostics):
-        written += save_figure(plot.figure, out / FIGURES / plot.stem)
+        written += save_figure(plot.figure, out / FIGURES / plot.stem, formats)
         links.append((f"{FIGURES}/{plot.stem}", plot.caption))
-    page = render(design, summaries, cases, metric, figures=links, choices=choices, field=select)
+    page = render(design, summaries, cases, metric, figures=links, choices=choices, field=select, formats=formats)
     atomic_write(out / REPORT, page.encode())
     return [*written, out / REPORT]

@@ -1,0 +1,61 @@
+"""`byzsim reproduce NAME`: run a reproduction study and check its claims; `--list` names them."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from experiments.tools import UserException
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    reproduce = sub.add_parser(
+        "reproduce", help="run a reproduction study and check the paper's claims",
+        description="Run a study's grid (on the paper's dataset when found locally, else Fashion-MNIST), then write "
+                    "its report and claims table (claims.md, claims.csv). Finished runs are skipped, so an "
+                    "interrupted study resumes. See docs/studies.md.")
+    reproduce.add_argument("name", nargs="?", help="the study (see --list)")
+    reproduce.add_argument("--list", action="store_true", help="name the studies and their claims")
+    reproduce.add_argument("--quick", action="store_true",
+                           help="the quick variant: one seed, fewer steps, part of the grid (minutes)")
+    reproduce.add_argument("--dataset", help="run on this dataset instead of the paper's")
+    reproduce.add_argument("--data-root", metavar="DIR", help="folder holding the paper's dataset files")
+    reproduce.add_argument("--jobs", type=int, default=1, help="runs at a time, in worker processes (default: 1)")
+    reproduce.add_argument("--threads", type=int, default=None, help="torch threads per run")
+    reproduce.add_argument("--shard", metavar="I/N", help="run only the I-th of N slices of the study's grid")
+    reproduce.add_argument("--output", metavar="DIR",
+                           help="folder of the runs and the report (default: results/runs/studies/NAME[-quick])")
+    reproduce.add_argument("--publish", metavar="DIR",
+                           help="also write README.md, the CSV tables and PNG figures there (e.g. results/NAME)")
+    reproduce.add_argument("--quiet", action="store_true", help="no progress bar")
+    reproduce.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from simulator.grid import parse_shard
+    from simulator.studies import get, names, reproduce
+
+    if args.list:
+        for name in names():
+            study = get(name)
+            print(f"{name}: {study.citation}, \"{study.title}\" (paper dataset: {study.paper_dataset})")
+            for claim in study.claims:
+                print(f"  - {claim.text}")
+        return 0
+    if not args.name:
+        raise UserException(f"Name a study ({', '.join(names())}), or pass --list.")
+    shard = parse_shard(args.shard) if args.shard else None
+    done = reproduce(args.name, quick=args.quick, dataset=args.dataset, data_root=args.data_root, jobs=args.jobs,
+                     threads=args.threads, shard=shard, output=args.output, publish=args.publish,
+                     progress=not args.quiet)
+    print(f"study {args.name!r} on {done.dataset} ({done.dataset_note}) -> {done.output}: {done.outcome.line()}",
+          file=sys.stderr)
+    if done.verdicts is None:
+        print("not every run of the study has finished yet: run the same command again (or the remaining shards) "
+              "to write the report and the claims", file=sys.stderr)
+    else:
+        for claim, verdict in zip(done.study.claims, done.verdicts):
+            print(f"{verdict.status:>15}: {claim.text} (ours: {verdict.ours}; paper: {verdict.paper})")
+        print(f"report: {done.output / 'report.md'}, claims: {done.output / 'claims.md'}", file=sys.stderr)
+    return min(done.outcome.failed, 100)

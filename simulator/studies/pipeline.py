@@ -1,0 +1,153 @@
+"""`reproduce(name)`: run a study's grid, write its report and its claims table.
+
+The grid runs on the paper's dataset when it is found locally, otherwise on
+Fashion-MNIST (Debian's dataset-fashion-mnist); the claims are checked on the
+finished runs' result table. ``publish`` writes the small files worth
+committing (README.md with the claims table, the CSV tables, PNG figures) to a
+second folder, e.g. ``results/<study>/``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import torch
+
+from experiments import datasets
+from experiments.atomic import atomic_write
+from experiments.tools import UserException
+from simulator.grid import Grid, GridOutcome, load_grids, run_grid
+from simulator.report import load, summarise, write_report
+from simulator.store import csv_bytes
+from simulator.studies.catalogue import get
+from simulator.studies.study import Results, Study, Verdict
+
+__all__ = ["Reproduction", "choose_dataset", "reproduce", "check_claims"]
+
+STAND_IN = "fashionmnist"
+CLAIMS_CSV, CLAIMS_MD, README = "claims.csv", "claims.md", "README.md"
+
+
+@dataclass
+class Reproduction:
+    """What `reproduce` did: the grid's outcome, the dataset used and why, the verdicts (None until finished)."""
+
+    study: Study
+    grid: Grid
+    output: Path
+    dataset: str
+    dataset_note: str
+    outcome: GridOutcome
+    verdicts: list[Verdict] | None
+    seconds: float
+
+
+def choose_dataset(study: Study, dataset: str | None, data_root: str | None) -> tuple[str, str]:
+    """(dataset, why): the one asked for, else the paper's if found locally, else Fashion-MNIST."""
+    if dataset:
+        return dataset, "asked for with --dataset"
+    for name, why in ((study.paper_dataset, "the paper's dataset, found locally"),
+                      (STAND_IN, f"the paper's {study.paper_dataset} was not found locally (--data-root); "
+                                 "Fashion-MNIST stands in")):
+        try:
+            datasets.load_tensors(name, False, data_root)
+        except UserException:
+            continue
+        return name, why
+    raise UserException(f"Neither {study.paper_dataset} nor Fashion-MNIST is available: pass --data-root, or "
+                        f"install Debian's dataset-fashion-mnist.")
+
+
+def reproduce(name: str, *, quick: bool = False, dataset: str | None = None, data_root: str | None = None,
+              jobs: int = 1, threads: int | None = None, shard: tuple[int, int] | None = None,
+              output: str | Path | None = None, publish: str | Path | None = None,
+              progress: bool = True) -> Reproduction:
+    """Run study ``name`` (its quick variant with ``quick``), then report and check its claims once complete."""
+    study = get(name)
+    used, note = choose_dataset(study, dataset, data_root)
+    grid = load_grids(study.grid_file)["quick" if quick else "full"]
+    configs = [dataclasses.replace(c, dataset=used, data_root=data_root) for c in grid.configs]
+    grid = dataclasses.replace(grid, name=f"{name}-quick" if quick else name, configs=configs)
+    out = Path(output) if output else Path("results/runs/studies") / grid.name
+    start = time.perf_counter()
+    outcome = run_grid(grid, out, jobs=jobs, threads=threads, shard=shard, progress=progress)
+    complete = all((c.folder() / "summary.json").exists()
+                   for c in (dataclasses.replace(c, output=str(out)) for c in configs))
+    verdicts = None
+    if complete:
+        verdicts = check_claims(study, out)
+        _write_claims(study, verdicts, out)
+        write_report(out, metric=study.metric)
+        if publish:
+            _publish(study, grid, out, Path(publish), used, note, verdicts, quick)
+    return Reproduction(study, grid, out, used, note, outcome, verdicts, time.perf_counter() - start)
+
+
+def check_claims(study: Study, folder: str | Path) -> list[Verdict]:
+    """Each claim of the study checked on the finished runs under ``folder``."""
+    results = Results(summarise(load(folder)), study.metric)
+    return [claim.check(results) for claim in study.claims]
+
+
+def _claims_rows(study: Study, verdicts: list[Verdict]) -> list[dict]:
+    return [{"claim": c.text, "ours": v.ours, "paper": v.paper, "verdict": v.status, "reason": v.reason}
+            for c, v in zip(study.claims, verdicts)]
+
+
+def _claims_table(study: Study, verdicts: list[Verdict]) -> str:
+    lines = ["| claim | ours | paper | verdict | reason |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['claim']} | {r['ours']} | {r['paper']} | **{r['verdict']}** | {r['reason']} |"
+              for r in _claims_rows(study, verdicts)]
+    return "\n".join(lines)
+
+
+def _write_claims(study: Study, verdicts: list[Verdict], out: Path) -> None:
+    atomic_write(out / CLAIMS_CSV, csv_bytes(["claim", "ours", "paper", "verdict", "reason"],
+                                             _claims_rows(study, verdicts)))
+    page = f"# Claims: {study.title} ({study.citation})\n\n{_claims_table(study, verdicts)}\n"
+    atomic_write(out / CLAIMS_MD, page.encode())
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")]
+        cpu = models[0] if models else cpu
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}"
+
+
+def _wall_time(out: Path) -> float:
+    """Seconds of training of every run in the folder (their summaries' wall times)."""
+    return sum(float(json.loads(p.read_text())["wall_time"]) for p in out.glob("*/summary.json"))
+
+
+def _publish(study: Study, grid: Grid, out: Path, dest: Path, dataset: str, note: str,
+             verdicts: list[Verdict], quick: bool) -> None:
+    """README.md (claims, command, dataset, time, machine, version, notes), the CSV tables and PNG figures."""
+    write_report(out, dest, metric=study.metric, formats=("png",))
+    _write_claims(study, verdicts, dest)
+    hours = _wall_time(out) / 3600
+    command = f"byzsim reproduce {study.name}{' --quick' if quick else ''} --jobs 2 --publish {dest}"
+    notes = study.notes_file
+    parts = [f"# Reproduction: {study.title}", "", f"{study.citation}.", "",
+             "## Claims", "", _claims_table(study, verdicts), "",
+             "## How this was made", "",
+             f"- Command: `{command}` ({len(grid.configs)} runs; the grid is `simulator/studies/{study.name}.toml`).",
+             f"- Dataset: {dataset} ({note}).",
+             f"- Training time: {hours:.1f} hours of runs (the sum of their wall times) on {_machine()}.",
+             f"- Versions: byzsim {version('byzsim')}, torch {torch.__version__}, "
+             f"Python {platform.python_version()}.",
+             f"- Accuracy reported: `{study.metric}` (see docs/grids.md); the full report is "
+             f"[report.md](report.md).", ""]
+    if notes.exists():
+        parts += [notes.read_text().strip(), ""]
+    atomic_write(dest / README, "\n".join(parts).encode())

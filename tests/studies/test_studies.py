@@ -1,0 +1,112 @@
+"""Reproduction studies: the catalogue, the claims on hand-made tables, the command, and each --quick variant."""
+import math
+
+import numpy as np
+import pytest
+
+from experiments.tools import UserException
+from simulator.cli import main
+from simulator.grid import load_grids
+from simulator.report.load import Group
+from simulator.report.stats import Summary
+from simulator.studies import FAILS, HOLDS, NOT_COMPARABLE, Results, check_claims, get, names, reproduce
+
+STUDIES = ("alie", "bucketing", "krum", "momentum")
+
+
+def test_the_four_studies_are_listed_with_their_claims(capsys):
+    assert set(names()) == set(STUDIES)
+    assert main(["reproduce", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in STUDIES:
+        study = get(name)
+        assert f"{name}: {study.citation}" in out and all(claim.text in out for claim in study.claims)
+        assert study.notes_file.exists() or name != "bucketing"
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_every_study_grid_expands_into_full_and_quick(name):
+    grids = load_grids(get(name).grid_file)
+    assert set(grids) == {"full", "quick"}
+    assert len(grids["quick"].configs) < len(grids["full"].configs)
+    assert {c.seed for c in grids["quick"].configs} == {min(c.seed for c in grids["full"].configs)}
+
+
+def summary(aggregator, attack, value, curve=None, **identity):
+    accuracy = np.array([curve if curve is not None else [value]])
+    full = {"aggregator": aggregators_canonical(aggregator), "attack": attacks_canonical(attack), **identity}
+    group = Group(aggregator=aggregator, attack=attack, setting=(), identity=full, seeds=(1,),
+                  steps=np.arange(accuracy.shape[1]), accuracy=accuracy, val_accuracy=None,
+                  metric_steps=np.array([]), distance_ratio=np.array([]))
+    return Summary(group, {m: value for m in ("final", "best", "last5")}, {m: math.nan for m in ("final", "best", "last5")})
+
+
+def aggregators_canonical(spec):
+    import aggregators
+    return aggregators.get(spec).canonical
+
+
+def attacks_canonical(spec):
+    import attacks
+    return attacks.get(spec).canonical
+
+
+def test_results_find_groups_by_any_spelling_of_a_rule():
+    table = Results([summary("cclip(tau=10)", "ipm(epsilon=0.1)", 0.9, lr=0.1)], "final")
+    assert table.value(aggregator="cclip", attack="ipm", lr=0.1) == 0.9
+    assert math.isnan(table.value(aggregator="krum", attack="ipm"))
+
+
+def test_krum_claims_on_a_hand_made_table():
+    g = "gaussian(std=200)"
+    rows = [summary("average", "none", 0.90, nb_real_byz=0),
+            *[summary("average", g, 0.10, nb_real_byz=f) for f in (2, 6)],
+            *[summary("krum", g, 0.88, [0.1, 0.5, 0.88, 0.88], nb_real_byz=f) for f in (2, 6)],
+            *[summary("multikrum", g, 0.89, [0.1, 0.8, 0.89, 0.89], nb_real_byz=f) for f in (2, 6)]]
+    verdicts = [claim.check(Results(rows, "final")) for claim in get("krum").claims]
+    assert [v.status for v in verdicts] == [HOLDS, HOLDS, HOLDS]
+    rows[1] = summary("average", g, 0.5, nb_real_byz=2)
+    assert get("krum").claims[0].check(Results(rows, "final")).status == FAILS
+    assert get("krum").claims[1].check(Results(rows[:3], "final")).status == NOT_COMPARABLE
+
+
+def test_alie_claim_compares_each_rules_loss_with_the_averages():
+    rows = [summary("average", "none", 0.95), summary("average", "alie", 0.93)]
+    rows += [summary(r, "none", 0.94) for r in ("krum", "trmean", "bulyan", "median")]
+    rows += [summary(r, "alie", v) for r, v in (("krum", 0.5), ("trmean", 0.7), ("bulyan", 0.6), ("median", 0.92))]
+    (claim,) = get("alie").claims
+    verdict = claim.check(Results(rows, "best"))
+    assert verdict.status == HOLDS and "krum -44.0" in verdict.ours  # 3 of 4 rules lose 10+ points
+
+
+def test_momentum_claim_counts_costly_settings_and_recoveries():
+    base = dict(nb_real_byz=12, lr=0.5, nesterov=False)
+    rows = [summary("average", "none", 0.90, nb_workers=39, lr=0.5, nesterov=False)]
+    for rule, update, worker in (("median", 0.50, 0.70), ("trmean", 0.60, 0.62), ("bulyan", 0.85, 0.86)):
+        rows += [summary(rule, "alie(z=1.5)", update, momentum_at="update", **base),
+                 summary(rule, "alie(z=1.5)", worker, momentum_at="worker", **base)]
+    (claim,) = get("momentum").claims
+    verdict = claim.check(Results(rows, "best"))
+    assert verdict.status == FAILS and verdict.ours.startswith("1/2")  # median recovers half, trmean 7%; bulyan not costly
+
+
+def test_unknown_study_and_missing_name_are_user_errors(capsys):
+    with pytest.raises(UserException, match="Unknown study 'bucket'"):
+        get("bucket")
+    assert main(["reproduce"]) == 2
+    assert "Name a study" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", STUDIES)
+def test_the_quick_variant_runs_and_checks_its_claims(name, tmp_path):
+    done = reproduce(name, quick=True, jobs=2, output=tmp_path / "runs", publish=tmp_path / "published",
+                     progress=False)
+    assert done.outcome.failed == 0 and done.verdicts is not None
+    assert len(done.verdicts) == len(get(name).claims)
+    assert {v.status for v in done.verdicts} <= {HOLDS, FAILS, NOT_COMPARABLE}
+    readme = (tmp_path / "published" / "README.md").read_text()
+    assert "## Claims" in readme and "byzsim reproduce" in readme and done.dataset in readme
+    assert (tmp_path / "published" / "claims.csv").exists() and (tmp_path / "published" / "report.md").exists()
+    assert not list((tmp_path / "published").rglob("*.pdf")) and not list((tmp_path / "published").rglob("*.pt"))
+    assert check_claims(get(name), tmp_path / "runs") == done.verdicts
