@@ -7,10 +7,11 @@ step. Its class says how it makes them:
 
 - a `GradientAttack` forges them from the honest vectors ``[h, d]`` as the
   server sees them (ALIE, IPM, ...); those that reverse their own honest
-  gradient (bit flip) read ``ctx.own_gradients``, computed on demand;
+  gradient (bit flip) read ``ctx.own()``, computed on demand;
 - a `DataAttack` poisons the Byzantine workers' batches, whose gradients are
-  then computed honestly (label flipping); ``none`` is the data attack that
-  poisons nothing, so its workers behave honestly.
+  then computed honestly (``ctx.vectors(self.poison)``; label flipping);
+  ``none`` is the data attack that poisons nothing, so its workers behave
+  honestly.
 """
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ register = REGISTRY.register
 Batches = tuple[torch.Tensor, torch.Tensor]
 
 
+Poison = Callable[[torch.Tensor, torch.Tensor, "int | None"], Batches]
+
+
 class AttackContext:
     """What the simulator tells an attack besides the honest vectors.
 
@@ -42,43 +46,38 @@ class AttackContext:
             its side-effect-free ``trial``.
         generator: the attacker's own randomness (a generator derived from the
             run seed for the attack), never the server's.
-        own_gradients: ``[f, d]`` honest gradients of the Byzantine workers on their
+        own_gradients: ``[f, d]`` honest vectors of the Byzantine workers on their
             own batches, if already known.
         num_classes: number of classes, for data attacks.
-        batches: returns the Byzantine workers' batches ``([f, b, ...], [f, b])``.
-        gradients: ``gradients(inputs, targets, momentum)`` turns such batches into the
-            vectors those workers would send honestly ``[f, d]`` (gradient, l2,
-            clipping, and worker momentum unless ``momentum`` is false).
+        vectors: ``vectors(poison, momentum)`` -> ``[f, d]``: what the Byzantine
+            workers would send honestly on their own batches of this step, after
+            ``poison(inputs, targets, num_classes)`` when given (gradient, l2,
+            clipping, and worker momentum unless ``momentum`` is false). Where the
+            batches live (this process, or the workers' own ranks) is the
+            simulator's business.
     """
 
     def __init__(self, nb_workers: int, decl_f: int, aggregator: object | None, generator: torch.Generator | None,
                  own_gradients: torch.Tensor | None = None, num_classes: int | None = None,
-                 batches: Callable[[], Batches] | None = None,
-                 gradients: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor] | None = None) -> None:
+                 vectors: Callable[[Poison | None, bool], torch.Tensor] | None = None) -> None:
         self.nb_workers, self.decl_f, self.aggregator, self.generator = nb_workers, decl_f, aggregator, generator
         self.num_classes = num_classes
-        self._own, self._batches, self._gradients = own_gradients, batches, gradients
+        self._own, self._vectors = own_gradients, vectors
 
-    def batches(self) -> Batches:
-        """The Byzantine workers' batches of this step."""
-        if self._batches is None:
-            raise ValueError("This attack context holds no Byzantine batches.")
-        return self._batches()
-
-    def gradients(self, inputs: torch.Tensor, targets: torch.Tensor, momentum: bool = True) -> torch.Tensor:
-        """The vectors the Byzantine workers would send, computed honestly on these batches.
+    def vectors(self, poison: Poison | None = None, momentum: bool = True) -> torch.Tensor:
+        """The Byzantine workers' honest vectors on their own batches, poisoned first by ``poison``.
 
         With ``momentum`` false, their worker momentum (if configured) is left out: the raw
         gradients, as ByzFL's and the bucketing paper's Byzantine workers send.
         """
-        if self._gradients is None:
-            raise ValueError("This attack context cannot compute the Byzantine workers' gradients.")
-        return self._gradients(inputs, targets, momentum)
+        if self._vectors is None:
+            raise ValueError("This attack context holds no Byzantine batches to compute vectors on.")
+        return self._vectors(poison, momentum)
 
     def own(self, momentum: bool = True) -> torch.Tensor:
-        """``[f, d]``: the Byzantine workers' honest vectors on their own batches (computed once, on demand)."""
+        """``[f, d]``: the Byzantine workers' honest vectors on their own, unpoisoned batches (computed once)."""
         if self._own is None:
-            self._own = self.gradients(*self.batches(), momentum)
+            self._own = self.vectors(None, momentum)
         return self._own
 
     @property
@@ -155,8 +154,7 @@ class DataAttack(Attack):
     def byzantine(self, honest: torch.Tensor, f: int, ctx: AttackContext) -> torch.Tensor:
         if f == 0:
             return honest.new_empty((0, honest.shape[1]))
-        inputs, targets = ctx.batches()
-        return ctx.gradients(*self.poison(inputs, targets, ctx.num_classes), self.momentum)
+        return ctx.vectors(self.poison, self.momentum)
 
     def poison(self, inputs: torch.Tensor, targets: torch.Tensor,
                num_classes: int | None) -> tuple[torch.Tensor, torch.Tensor]:

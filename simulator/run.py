@@ -66,7 +66,7 @@ def _summary(sim: Simulation, elapsed: float) -> dict:
         **({"final_val_accuracy": sim.evaluations[-1]["val_accuracy"],
             "best_val_accuracy": max(e["val_accuracy"] for e in sim.evaluations)} if sim.validation is not None else {}),
         "wall_time": elapsed,
-        "engine": sim.engine.name,
+        "engine": sim.workers.name,
         "data": sim.data,
         "versions": {"byzsim": version("byzsim"), "torch": torch.__version__, "python": platform.python_version()},
     }

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 import aggregators
 import attacks
-from attacks.base import AttackContext
+from attacks.base import AttackContext, Poison
 from experiments import Configuration, Criterion, Model
 from experiments import datasets
 from experiments.tools import UserException
@@ -30,6 +30,7 @@ from simulator.partition import params_of, partition
 from simulator.sampler import WorkerSampler
 from simulator.schedule import learning_rate
 from simulator.seeding import derive_seed, generator
+from simulator.workers import LocalWorkers
 
 LOSSES = {"crossentropy": F.cross_entropy, "nll": F.nll_loss}
 
@@ -80,6 +81,7 @@ class Simulation:
         self.loss_fn = LOSSES[c.loss]
         self.engine = make_engine(c.engine, self.model, self.loss_fn, chunk_size=c.chunk_size,
                                   seed=derive_seed(c.seed, "engine"), probe=(train_x[:2], train_y[:2]))
+        self.workers = LocalWorkers(self.engine, self.sampler, self.byzantine_sampler, self.num_classes)
         self.criterion = Criterion(c.criterion, **c.criterion_args)
         self.momentum = Momentum(c, self.model.get().numel(), self.device, self.model.get().dtype)
         self.t = 0
@@ -115,9 +117,14 @@ class Simulation:
         if c.real_byz:
             f = c.real_byz
             x, y = self.test[0][:1].expand(f, 1, *self.test[0].shape[1:]), self.test[1][:1].expand(f, 1)
+
+            def stand_in(poison, momentum):  # data attacks check their poisoning on two real batches
+                if poison is not None:
+                    poison(x, y, self.num_classes)
+                return torch.zeros(f, 2)
+
             context = AttackContext(nb_workers=c.nb_workers, decl_f=c.nb_decl_byz, aggregator=self.aggregator,
-                                    generator=torch.Generator(), num_classes=self.num_classes,
-                                    batches=lambda: (x, y), gradients=lambda *_: torch.zeros(f, 2))
+                                    generator=torch.Generator(), num_classes=self.num_classes, vectors=stand_in)
             state = copy.deepcopy(self.attack.state_dict())  # stateful attacks (mimic) must not see the probe
             self.attack.byzantine(torch.zeros(c.nb_honest, 2), f, context)
             self.attack.load_state_dict(state)
@@ -133,25 +140,22 @@ class Simulation:
             gradients = gradients * (c.clip / norms).clamp(max=1.0).nan_to_num(nan=0.0)
         return self.momentum.at_workers(gradients, first) if momentum else gradients
 
-    def _byzantine_vectors(self, inputs: torch.Tensor, targets: torch.Tensor, momentum: bool) -> torch.Tensor:
-        """What the Byzantine workers would send honestly on these batches (their buffers do not count)."""
-        gradients, _ = self.engine.gradients(inputs, targets, update_buffers=False)
-        return self._worker_vectors(gradients, self.config.nb_honest, momentum)
+    def _byzantine_vectors(self, poison: Poison | None, momentum: bool) -> torch.Tensor:
+        """What the Byzantine workers would send honestly on their own (poisoned) batches."""
+        return self._worker_vectors(self.workers.byzantine(poison), self.config.nb_honest, momentum)
 
     def _attack_context(self) -> AttackContext:
         c = self.config
         return AttackContext(nb_workers=c.nb_workers, decl_f=c.nb_decl_byz, aggregator=self.aggregator,
                              generator=self.attack_generator, num_classes=self.num_classes,
-                             batches=self.byzantine_sampler.sample if self.byzantine_sampler else None,
-                             gradients=self._byzantine_vectors)
+                             vectors=self._byzantine_vectors if c.real_byz else None)
 
     def step(self) -> dict:
         """One training step; returns its metrics row."""
         start = time.perf_counter()
         c = self.config
         lr = learning_rate(c, self.t)
-        inputs, targets = self.sampler.sample()
-        gradients, losses = self.engine.gradients(inputs, targets)
+        gradients, losses = self.workers.honest()
         honest = self._worker_vectors(gradients, 0)
         byzantine = self.attack.byzantine(honest, c.real_byz, self._attack_context())
         aggregate = self.aggregator(torch.cat([honest, byzantine]), c.nb_decl_byz)
@@ -195,30 +199,24 @@ class Simulation:
             "t": self.t,
             "module": {k: v.clone() for k, v in self.model.module.state_dict().items()},
             "momentum": self.momentum.state_dict(),
-            "sampler": self.sampler.state_dict(),
-            "byzantine_sampler": self.byzantine_sampler.state_dict() if self.byzantine_sampler else None,
+            **self.workers.state_dict(),  # engine_name, engine, sampler, byzantine_sampler
             "aggregator": self.aggregator.state_dict(),
             "attack": self.attack.state_dict(),
             "attack_generator": self.attack_generator.get_state(),
-            "engine_name": self.engine.name,
-            "engine": self.engine.state_dict(),
             "metrics": list(self.metrics),
             "evaluations": list(self.evaluations),
         }
 
     def load_state_dict(self, state: dict) -> None:
-        if state["engine_name"] != self.engine.name:
+        if state["engine_name"] != self.workers.name:
             raise UserException(f"This checkpoint was written by the {state['engine_name']!r} engine, "
-                                f"not {self.engine.name!r}; a run never resumes under another engine.")
+                                f"not {self.workers.name!r}; a run never resumes under another engine.")
         self.t = state["t"]
         self.model.module.load_state_dict(state["module"])
         self.momentum.load_state_dict(state["momentum"])
-        self.sampler.load_state_dict(state["sampler"])
-        if self.byzantine_sampler:
-            self.byzantine_sampler.load_state_dict(state["byzantine_sampler"])
+        self.workers.load_state_dict(state)
         self.aggregator.load_state_dict(state["aggregator"])
         self.attack.load_state_dict(state["attack"])
         self.attack_generator.set_state(state["attack_generator"])
-        self.engine.load_state_dict(state["engine"])
         self.metrics = list(state["metrics"])
         self.evaluations = list(state["evaluations"])

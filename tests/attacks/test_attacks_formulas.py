@@ -139,26 +139,33 @@ def test_bitflip_and_reverse_send_minus_their_own_gradient(name):
         attacks.get(name)(HONEST, 2, ctx())
 
 
+def stand_in_vectors(inputs, targets, seen):
+    """A context's ``vectors``: poison the fixed batches, then 'compute' [input sums, label sums] per worker."""
+    def vectors(poison, momentum):
+        x, y = poison(inputs, targets, 3) if poison is not None else (inputs, targets)
+        seen.append((poison, momentum))
+        return torch.stack([x.sum((1, 2)), y.double().sum(1)], dim=1)
+    return vectors
+
+
 def test_bitflip_computes_its_own_gradients_on_demand_from_the_byzantine_batches():
     seen = []
-    batches = (torch.ones(2, 3, 1), torch.zeros(2, 3, dtype=torch.long))
-
-    def gradients(inputs, targets, momentum=True):
-        seen.append((inputs, targets))
-        return torch.tensor([[1.0, -2.0], [0.5, 0.0]], dtype=torch.float64)
-
+    inputs, targets = torch.ones(2, 3, 1, dtype=torch.float64), torch.tensor([[0, 1, 2], [2, 2, 2]])
     context = AttackContext(nb_workers=5, decl_f=2, aggregator=None, generator=None,
-                            batches=lambda: batches, gradients=gradients)
-    assert torch.equal(attacks.get("bitflip").byzantine(HONEST, 2, context), -gradients(*batches))
-    assert len(seen) == 2 and seen[0][0] is batches[0]  # one call by the attack (then one by this test)
+                            vectors=stand_in_vectors(inputs, targets, seen))
+    out = attacks.get("bitflip").byzantine(HONEST, 2, context)
+    assert torch.equal(out, -torch.tensor([[3.0, 3.0], [3.0, 6.0]], dtype=torch.float64))
+    assert seen == [(None, True)]  # computed once, unpoisoned, with worker momentum
+    attacks.get("bitflip(momentum=false)").byzantine(HONEST, 2, AttackContext(
+        nb_workers=5, decl_f=2, aggregator=None, generator=None, vectors=stand_in_vectors(inputs, targets, seen)))
+    assert seen[-1] == (None, False)
 
 
 @pytest.mark.parametrize("name, flipped", [("none", False), ("labelflip", True)])
 def test_data_attacks_send_honest_gradients_of_their_poisoned_batches(name, flipped):
-    inputs, targets = torch.ones(1, 3, 2), torch.tensor([[0, 1, 2]])
+    inputs, targets = torch.ones(1, 3, 2, dtype=torch.float64), torch.tensor([[0, 1, 2]])
     context = AttackContext(nb_workers=4, decl_f=1, aggregator=None, generator=None, num_classes=3,
-                            batches=lambda: (inputs, targets),
-                            gradients=lambda x, y, momentum: torch.cat([x.sum((1, 2)), y.double().sum(1)])[None])
+                            vectors=stand_in_vectors(inputs, targets, []))
     out = attacks.get(name).byzantine(HONEST, 1, context)
     label_sum = (2 - targets).sum() if flipped else targets.sum()
     assert torch.equal(out, torch.tensor([[6.0, float(label_sum)]], dtype=torch.float64))

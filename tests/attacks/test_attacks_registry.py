@@ -39,7 +39,10 @@ def test_the_attack_type_says_how_byzantine_vectors_are_made():
         def trial(self, gradients, f, generator=None):
             return self(gradients, f)
 
-    def gradients(inputs, targets, momentum=True):
+    def vectors(poison, momentum):
+        inputs, targets = torch.zeros(2, 3, 1), torch.zeros(2, 3).long()
+        if poison is not None:
+            inputs, targets = poison(inputs, targets, 10)
         computed.append(inputs.shape[0])
         return torch.zeros(inputs.shape[0], 4)
 
@@ -47,8 +50,7 @@ def test_the_attack_type_says_how_byzantine_vectors_are_made():
     for name in attacks.names():
         computed.clear()
         context = AttackContext(nb_workers=8, decl_f=2, aggregator=Median(), generator=torch.Generator(),
-                                num_classes=10, batches=lambda: (torch.zeros(2, 3, 1), torch.zeros(2, 3).long()),
-                                gradients=gradients)
+                                num_classes=10, vectors=vectors)
         out = attacks.get(name).byzantine(honest, 2, context)
         assert out.shape == (2, 4)
         if computed:
