@@ -79,6 +79,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     result = run(config, progress=not args.quiet)
+    if result is None:  # a worker rank of a distributed run: rank 0 reports
+        return 0
     s = result.summary
     print(f"{config.run_id()}: final accuracy {s['final_accuracy']:.4f}, best {s['best_accuracy']:.4f} -> {result.folder}")
     return 0

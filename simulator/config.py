@@ -94,8 +94,11 @@ class Config:
     checkpoint_every: int = _f(100, "write a resumable checkpoint every this many steps")
     seed: int = _f(1, "seed of every random generator of the run")
     device: str = _f("cpu", 'torch device, e.g. "cpu", "cuda", "cuda:1"')
-    engine: str = _f("auto", "gradient engine: auto, vmap or loop")
+    engine: str = _f("auto", "gradient engine: auto, vmap, loop, or distributed (under torchrun)")
     chunk_size: int | None = _f(None, "vmap engine: workers per batched pass (default: all)")
+    dist_timeout: float = _f(300.0, "distributed engine: seconds to wait for a rank before stopping the run")
+    dist_byzantine: str = _f("server", "distributed engine: where Byzantine workers compute their own gradients, "
+                                       "server or ranks")
     output: str = _f("results/runs", "folder under which the run's folder is created")
 
     def __post_init__(self) -> None:
@@ -197,6 +200,8 @@ class Config:
             (self.alpha > 0, "alpha must be positive"),
             (0 <= self.gamma <= 1, "gamma must be in [0, 1]"),
             (0 <= self.validation_split < 1, "validation_split must be in [0, 1)"),
+            (self.dist_timeout > 0, "dist_timeout must be positive"),
+            (self.dist_byzantine in ("server", "ranks"), "dist_byzantine must be server or ranks"),
             (self.eval_every >= 1, "eval_every must be at least 1"),
             (self.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
             (self.lr_decay > 0, "lr_decay must be positive"),

@@ -40,9 +40,9 @@ if TYPE_CHECKING:
 
 __all__ = ["NEUTRAL_FIELDS", "OPTIONAL_FIELDS", "identity", "run_id"]
 
-NEUTRAL_FIELDS = ("output", "data_root", "checkpoint_every")
+NEUTRAL_FIELDS = ("output", "data_root", "checkpoint_every", "dist_timeout")
 OPTIONAL_FIELDS = ("validation_split",)
-_CHUNKING_ENGINES = ("vmap", "auto")
+_CHUNKING_ENGINES = ("vmap", "auto", "distributed")
 
 
 def _inactive(config: "Config") -> set[str]:
@@ -59,6 +59,8 @@ def _inactive(config: "Config") -> set[str]:
         unused |= {"momentum_at", "dampening", "nesterov"}
     if config.engine not in _CHUNKING_ENGINES:
         unused.add("chunk_size")
+    if config.engine != "distributed":
+        unused.add("dist_byzantine")
     return unused
 
 

@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from simulator.config import Config
+from simulator.engines.distributed import connect, serve_rank, stop_ranks
 from simulator.memory import keep_freed_memory
 from simulator.metrics import EVAL_COLUMNS, METRIC_COLUMNS
 from simulator.simulation import Simulation
@@ -86,25 +87,39 @@ def deferred_interrupt() -> Iterator[list[bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def run(config: Config, *, progress: bool = True) -> RunResult:
-    """Run `config` to the end (resuming a checkpoint if there is one)."""
+def run(config: Config, *, progress: bool = True) -> RunResult | None:
+    """Run `config` to the end (resuming a checkpoint if there is one).
+
+    Under torchrun with ``engine="distributed"``, rank 0 runs and returns the
+    result; the other ranks compute their workers' gradients until rank 0 is
+    done, then return None.
+    """
     keep_freed_memory()
     config.validate()
+    connection = connect(config.dist_timeout, config.device) if config.engine == "distributed" else None
+    if connection is not None and connection.rank > 0:
+        serve_rank(config, connection)
+        return None
     store = RunFolder(config.folder())
-    if store.is_complete():
-        return load_result(store.path)
-    sim = Simulation(config)  # every user error is raised here, before any file is written
-    state, elapsed = store.load_checkpoint(), 0.0
-    if state is not None:
-        sim.load_state_dict(state)
-        elapsed = state["elapsed"]
-    fresh = not store.path.exists()
+    sim = None
     try:
-        return _train(sim, store, elapsed, progress)
-    except Exception:
-        if fresh and store.load_checkpoint() is None:  # nothing to resume from: leave nothing behind
-            shutil.rmtree(store.path, ignore_errors=True)
-        raise
+        if store.is_complete():
+            return load_result(store.path)
+        sim = Simulation(config, remote=connection)  # every user error is raised here, before any file is written
+        state, elapsed = store.load_checkpoint(), 0.0
+        if state is not None:
+            sim.load_state_dict(state)
+            elapsed = state["elapsed"]
+        fresh = not store.path.exists()
+        try:
+            return _train(sim, store, elapsed, progress)
+        except Exception:
+            if fresh and store.load_checkpoint() is None:  # nothing to resume from: leave nothing behind
+                shutil.rmtree(store.path, ignore_errors=True)
+            raise
+    finally:
+        if connection is not None:
+            stop_ranks(connection)
 
 
 def _train(sim: Simulation, store: RunFolder, elapsed: float, progress: bool) -> RunResult:

@@ -40,11 +40,13 @@ class WorkerSampler:
         targets: the training labels [N], on the same device.
         parts: one int64 index tensor per worker (see `simulator.partition`), each non-empty.
         batch_size: samples per worker and step.
-        seed: the run's seed; worker i's generator is seeded with `worker_seed(seed, i)`.
+        seed: the run's seed; worker i's generator is seeded with `worker_seed(seed, first + i)`.
+        first: the index of the first of these workers among all (a slice of the workers
+            draws exactly the batches those workers draw in a sampler of all of them).
     """
 
     def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, parts: list[torch.Tensor],
-                 batch_size: int, seed: int) -> None:
+                 batch_size: int, seed: int, first: int = 0) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise UserException(f"The batch size must be a positive integer, got {batch_size!r}.")
         if len(parts) == 0 or any(len(p) == 0 for p in parts):
@@ -53,7 +55,7 @@ class WorkerSampler:
             raise UserException("The training inputs and labels have different numbers of samples.")
         self.inputs, self.targets, self.batch_size = inputs, targets, batch_size
         self.parts = [p.detach().to("cpu", torch.int64) for p in parts]
-        self.generators = [torch.Generator().manual_seed(worker_seed(seed, i)) for i in range(len(parts))]
+        self.generators = [torch.Generator().manual_seed(worker_seed(seed, first + i)) for i in range(len(parts))]
         self.sizes = torch.tensor([len(p) for p in self.parts])
         capacity = int(self.sizes.max()) + batch_size
         self.table = torch.zeros(len(parts), capacity, dtype=torch.int64, device=inputs.device)

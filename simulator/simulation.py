@@ -24,6 +24,7 @@ from experiments import datasets
 from experiments.tools import UserException
 from simulator.config import Config
 from simulator.engines import make_engine
+from simulator.engines.distributed import Connection, RemoteWorkers
 from simulator.metrics import data_summary, step_metrics
 from simulator.optim import Momentum
 from simulator.partition import params_of, partition
@@ -49,7 +50,8 @@ def resolve_device(name: str) -> torch.device:
 class Simulation:
     """Holds every part of one run; `step()` trains once, `evaluate()` tests."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, remote: Connection | None = None):
+        """Build the run; ``remote`` (rank 0 of a distributed run) has the worker ranks compute the gradients."""
         c = self.config = config.validate()
         self.device = resolve_device(c.device)
         self.aggregator = aggregators.get(c.aggregator, generator=generator(c.seed, "aggregator"))
@@ -79,9 +81,14 @@ class Simulation:
                                                derive_seed(c.seed, "byzantine sampler")) if everything else None
         self.model = self._build_model()
         self.loss_fn = LOSSES[c.loss]
-        self.engine = make_engine(c.engine, self.model, self.loss_fn, chunk_size=c.chunk_size,
+        local = "auto" if c.engine == "distributed" else c.engine  # a distributed run's ranks and server use auto
+        self.engine = make_engine(local, self.model, self.loss_fn, chunk_size=c.chunk_size,
                                   seed=derive_seed(c.seed, "engine"), probe=(train_x[:2], train_y[:2]))
         self.workers = LocalWorkers(self.engine, self.sampler, self.byzantine_sampler, self.num_classes)
+        if remote is not None:  # the server computes the Byzantine workers' gradients only (unless on ranks)
+            local = LocalWorkers(self.engine, None, self.byzantine_sampler, self.num_classes)
+            self.workers = RemoteWorkers(remote, self.model, c.nb_honest, c.real_byz,
+                                         remote_byzantine=c.dist_byzantine == "ranks", local=local)
         self.criterion = Criterion(c.criterion, **c.criterion_args)
         self.momentum = Momentum(c, self.model.get().numel(), self.device, self.model.get().dtype)
         self.t = 0

@@ -4,6 +4,8 @@
 - ``loop``: one autograd pass per worker, the reference (`simulator.engines.loop`).
 - ``auto``: ``vmap`` if the model passes a probe batch, otherwise ``loop``; the
   reason for falling back is logged on the ``byzsim`` logger.
+- ``distributed``: the honest workers on other torch.distributed ranks
+  (`simulator.engines.distributed`), each rank running ``auto`` on its slice.
 
 Both engines give the same gradients to float tolerance for models without
 dropout; with dropout each is reproducible from its seed but their masks differ.
@@ -54,6 +56,15 @@ def _auto(model, loss_fn: LossFn, *, chunk_size: int | None, seed: int, probe: P
 ENGINES.add("vmap", _plain(VmapEngine), "all workers in one batched torch.func pass (functional_call + grad + vmap)")
 ENGINES.add("loop", _plain(LoopEngine), "one autograd pass per worker: the reference, and the fallback for any model")
 ENGINES.add("auto", _auto, "vmap if the model passes a probe batch, else loop (the reason is logged)")
+
+
+def _distributed(model, loss_fn: LossFn, *, chunk_size: int | None, seed: int, probe: Probe | None) -> Engine:
+    raise ValueError("the distributed engine is not built by make_engine: simulator.run starts it under torchrun "
+                     "(see simulator.engines.distributed)")
+
+
+ENGINES.add("distributed", _distributed, "the honest workers on torch.distributed ranks, rank 0 the server "
+                                         "(launch with torchrun)")
 
 
 def names() -> list[str]:

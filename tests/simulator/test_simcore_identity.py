@@ -60,7 +60,7 @@ MODE_CHANGES = {
     "lr_milestones": (dict(lr_schedule="step"), [50]), "lr_gamma": (dict(lr_schedule="step"), 0.5),
     "lr_min": (dict(lr_schedule="cosine"), 0.01), "momentum_at": (dict(momentum=0.9), "worker"),
     "dampening": (dict(momentum=0.9), 0.5), "nesterov": (dict(momentum=0.9), True),
-    "chunk_size": (dict(engine="vmap"), 3),
+    "chunk_size": (dict(engine="vmap"), 3), "dist_byzantine": (dict(engine="distributed"), "ranks"),
 }
 BASES = {"aggregator_args": dict(aggregator="cclip"), "attack_args": dict(attack="ipm")}
 
@@ -89,5 +89,5 @@ def test_changing_any_result_changing_field_gives_a_new_id(field, seed, workers)
 @settings(max_examples=30, deadline=None)
 @given(field=st.sampled_from(NEUTRAL_FIELDS), seed=st.integers(1, 5))
 def test_changing_a_neutral_field_keeps_the_id(field, seed):
-    value = {"output": "elsewhere", "data_root": "/data", "checkpoint_every": 7}[field]
+    value = {"output": "elsewhere", "data_root": "/data", "checkpoint_every": 7, "dist_timeout": 5.0}[field]
     assert Config(seed=seed).run_id() == Config(seed=seed, **{field: value}).run_id()
