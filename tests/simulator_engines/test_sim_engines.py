@@ -183,7 +183,7 @@ def test_auto_falls_back_to_loop_and_logs_why(caplog):
 
 
 def test_registry_and_errors():
-    assert engines.names() == ["auto", "loop", "vmap"]
+    assert engines.names() == ["auto", "distributed", "loop", "vmap"]
     assert all(engines.describe(name) for name in engines.names())
     with pytest.raises(UnavailableException, match="Did you mean 'vmap'"):
         make_engine("vmapp", mlp(), F.cross_entropy)
@@ -191,5 +191,7 @@ def test_registry_and_errors():
         make_engine("vmap", mlp(), F.cross_entropy, chunk_size=0)
     with pytest.raises(ValueError, match="probe"):
         make_engine("auto", mlp(), F.cross_entropy)
+    with pytest.raises(ValueError, match="torchrun"):
+        make_engine("distributed", mlp(), F.cross_entropy)
     with pytest.raises(UserException, match="stacked"):
         make_engine("vmap", mlp(), F.cross_entropy).gradients(torch.randn(4, 64), torch.zeros(4, dtype=torch.long))
