@@ -10,11 +10,17 @@ skipped and printed as "skipped".
 
     python benchmarks/aggregators.py            # full table (a few minutes)
     python benchmarks/aggregators.py --quick    # small sizes, one repeat
+    python benchmarks/aggregators.py --eager    # coordinate-wise rules without the fused kernels
+
+The coordinate-wise rules (median, trmean, meamed, phocas, bulyan's second
+phase) use the fused kernels of `aggregators.fused` when they are built
+(``python -m aggregators.fused --build --n N --f F``); the header says which.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import statistics
 import sys
@@ -25,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aggregators  # noqa: E402
+from aggregators import fused  # noqa: E402
 from experiments.tools import UserException  # noqa: E402
 
 REFERENCE_BUDGET = 3.0  # seconds per reference call
@@ -131,16 +138,21 @@ def main():
                         help="torch intra-op threads (default 1: stable timings on a shared machine)")
     parser.add_argument("--only", nargs="*", help="time only these rules")
     parser.add_argument("--sizes", nargs="*", help="n:d pairs, e.g. 25:1000000")
+    parser.add_argument("--eager", action="store_true", help="coordinate-wise rules on the eager path (BYZSIM_FUSED=0)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.eager:
+        os.environ["BYZSIM_FUSED"] = "0"
     sizes = [(10, 10_000), (25, 10_000)] if args.quick else [(n, d) for d in (100_000, 1_000_000)
                                                              for n in (10, 25, 50, 100)]
     if args.sizes:
         sizes = [(int(n), int(float(d))) for n, d in (pair.split(":") for pair in args.sizes)]
     repeats = 1 if args.quick else 3
     torch.manual_seed(0)
+    kernels = {n: fused.available(torch.float32, n) or "eager" for n, _ in sizes}
     print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}; ms per call, float32, f = (n - 3) // 4")
+          f"torch {torch.__version__}; ms per call, float32, f = (n - 3) // 4; coordinate-wise median on: "
+          + ", ".join(f"n={n} {kind}" for n, kind in kernels.items()))
     header = ["rule"] + [f"n={n} d={d:.0e}".replace("e+0", "e") for n, d in sizes]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from aggregators.base import Rule, register
-from aggregators.coordinatewise import sort_rows, sorted_mean_of_closest, sorted_median
+from aggregators.coordinatewise import mean_around_median
 from aggregators.distances import squared_distances
 from aggregators.rules.krum import krum_order
 
@@ -25,8 +25,7 @@ class Bulyan(Rule):
         n = gradients.shape[0]
         theta, beta = n - 2 * f, n - 4 * f
         selected = bulyan_selection(squared_distances(gradients), f, theta)
-        s = sort_rows(gradients[selected])
-        return sorted_mean_of_closest(s, sorted_median(s), beta)
+        return mean_around_median(gradients[selected], beta)
 
 
 def bulyan_selection(dist: torch.Tensor, f: int, theta: int) -> torch.Tensor:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from aggregators.base import Rule, register
-from aggregators.coordinatewise import sort_rows, sorted_mean_of_closest, sorted_trimmed_mean
+from aggregators.coordinatewise import mean_around_trimmed_mean
 
 
 @register("phocas")
@@ -19,5 +19,4 @@ class Phocas(Rule):
         return None if n >= 2 * f + 1 else "n >= 2f + 1"
 
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
-        s = sort_rows(gradients)
-        return sorted_mean_of_closest(s, sorted_trimmed_mean(s, f), gradients.shape[0] - f)
+        return mean_around_trimmed_mean(gradients, f, gradients.shape[0] - f)
