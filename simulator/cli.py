@@ -34,15 +34,15 @@ def _mapping(text: str) -> dict:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def _int_list(text: str) -> list[int]:
-    """An option holding ``100,200`` or ``[100, 200]``."""
+def _number_list(text: str) -> list[int | float]:
+    """An option holding ``100,200`` or ``[100, 200]`` (numbers)."""
     try:
         value = parse_value(text) if text.strip().startswith("[") else \
             [parse_value(part) for part in split_top(text, ",") if part.strip()]
     except UserException as err:
         raise argparse.ArgumentTypeError(str(err)) from None
-    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
     return value
 
 
@@ -61,7 +61,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         if base is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
             continue
-        converter = {dict: _mapping, list: _int_list}.get(base, base)
+        converter = {dict: _mapping, list: _number_list}.get(base, base)
         parser.add_argument(flag, type=converter, default=argparse.SUPPRESS, metavar=field.name.upper(), help=help_text)
 
 

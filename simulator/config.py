@@ -83,6 +83,25 @@ class Config:
     weight_decay: float = _f(0.0, "weight decay applied by the server at the update")
     l2: float = _f(0.0, "l2 regularisation: honest workers add l2 * params to their gradients")
     clip: float | None = _f(None, "clip each honest worker's gradient to this l2 norm")
+    # Federated rounds (all off by default: one gradient per worker per step, every worker every step)
+    local_steps: int = _f(1, "federated: local SGD steps K each selected client takes per round; it sends its "
+                             "update w_K - w")
+    local_lr: float | None = _f(None, "federated: the clients' local step size (default: the scheduled lr)")
+    local_momentum: float = _f(0.0, "federated: heavy-ball momentum of the local steps, reset every round")
+    local_batches: str = _f("fresh", "federated: fresh (each local step draws the client's next batch) or "
+                                     "same (every local step of a round reuses one batch)")
+    clients: int | None = _f(None, "federated: the pool of N clients, the last nb_real_byz of them Byzantine "
+                                   "(default: no pool, every worker takes part in every step)")
+    clients_per_round: int | None = _f(None, "federated: clients m sampled each round from the pool")
+    participation: float | None = _f(None, "federated: the fraction p of the pool sampled each round, in (0, 1]")
+    known_f: bool = _f(False, "federated: tell the rule the round's real number of Byzantine clients f_t instead "
+                              "of the declared f")
+    server_opt: str = _f("sgd", "federated: the server's optimiser on the pseudo-gradient -aggregate: sgd "
+                                "(with the momentum placements), adam or yogi (FedOpt)")
+    server_lr: float = _f(1.0, "federated: the server's step size on the pseudo-gradient (1 with sgd: FedAvg)")
+    server_betas: list = _f([0.9, 0.99], "federated: adam/yogi's beta1 and beta2")
+    server_eps: float = _f(1e-3, "federated: adam/yogi's tau, the adaptivity (and the square root of the second "
+                                 "moment's start)")
     # Heterogeneity
     heterogeneity: str = _f("iid", "data split across workers: iid, dirichlet, extreme or gamma")
     alpha: float = _f(1.0, "dirichlet heterogeneity: concentration (smaller is more heterogeneous)")
@@ -125,9 +144,37 @@ class Config:
         """Number of workers that really attack."""
         return self.nb_decl_byz if self.nb_real_byz is None else self.nb_real_byz
 
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Every field's default value."""
+        return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                for f in dataclasses.fields(cls)}
+
+    @property
+    def federated(self) -> bool:
+        """Whether a step is a federated round (local steps, a client pool or a server optimiser)."""
+        from simulator.identity import FEDERATED_FIELDS
+        defaults = _defaults()
+        return any(getattr(self, k) != defaults[k] for k in FEDERATED_FIELDS)
+
+    @property
+    def pool(self) -> int:
+        """Workers (or clients, with a pool) holding a place: the pool size N, else n."""
+        return self.clients if self.clients is not None else self.nb_workers
+
+    @property
+    def per_round(self) -> int:
+        """How many vectors the rule combines each step: m with a client pool, else n."""
+        if self.clients is None:
+            return self.nb_workers
+        if self.clients_per_round is not None:
+            return self.clients_per_round
+        return max(1, round(self.participation * self.clients)) if self.participation is not None else self.clients
+
     @property
     def nb_honest(self) -> int:
-        return self.nb_workers - self.real_byz
+        """Honest workers (or honest clients of the pool): they hold the training data."""
+        return self.pool - self.real_byz
 
     @property
     def model_name(self) -> str:
@@ -178,12 +225,17 @@ class Config:
     def validate(self) -> "Config":
         """Check types, numbers and choices; raise UserException on the first problem."""
         _check_types(self)
+        where = "clients" if self.clients is not None else "nb_workers"
         checks = [
             (self.nb_workers >= 1, "nb_workers must be at least 1"),
             (self.nb_decl_byz >= 0, "nb_decl_byz must be non-negative"),
             (self.real_byz >= 0, "nb_real_byz must be non-negative"),
-            (self.nb_decl_byz < self.nb_workers, f"nb_decl_byz ({self.nb_decl_byz}) must be below nb_workers ({self.nb_workers})"),
-            (self.real_byz < self.nb_workers, f"the real number of Byzantine workers ({self.real_byz}) must be below nb_workers ({self.nb_workers})"),
+            (self.clients is None or self.clients >= 1, "clients must be at least 1"),
+            (self.participation is None or 0 < self.participation <= 1, "participation must be in (0, 1]"),
+            (self.nb_decl_byz < self.per_round,
+             f"nb_decl_byz ({self.nb_decl_byz}) must be below the {self.per_round} workers of a step"),
+            (self.real_byz < self.pool, f"the real number of Byzantine workers ({self.real_byz}) must be below "
+                                        f"{where} ({self.pool})"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
             (self.test_batch_size >= 1, "test_batch_size must be at least 1"),
             (self.steps >= 1, "steps must be at least 1"),
@@ -201,6 +253,27 @@ class Config:
             (0 <= self.gamma <= 1, "gamma must be in [0, 1]"),
             (0 <= self.validation_split < 1, "validation_split must be in [0, 1)"),
             (self.dist_timeout > 0, "dist_timeout must be positive"),
+            (self.local_steps >= 1, "local_steps must be at least 1"),
+            (self.local_lr is None or self.local_lr > 0, "local_lr must be positive"),
+            (0 <= self.local_momentum < 1, "local_momentum must be in [0, 1)"),
+            (self.local_batches in ("fresh", "same"), "local_batches must be fresh or same"),
+            (self.clients is not None or (self.clients_per_round is None and self.participation is None),
+             "clients_per_round and participation need a pool: set clients"),
+            (self.clients_per_round is None or self.participation is None,
+             "give clients_per_round or participation, not both"),
+            (self.clients_per_round is None or 1 <= self.clients_per_round <= self.pool,
+             f"clients_per_round must be in [1, clients] (clients = {self.pool})"),
+            (self.participation is None or 0 < self.participation <= 1, "participation must be in (0, 1]"),
+            (self.server_opt in ("sgd", "adam", "yogi"), "server_opt must be sgd, adam or yogi"),
+            (self.server_lr > 0, "server_lr must be positive"),
+            (len(self.server_betas) == 2 and all(0 <= b < 1 for b in self.server_betas),
+             "server_betas must be two numbers in [0, 1)"),
+            (self.server_eps > 0, "server_eps must be positive"),
+            (self.server_opt == "sgd" or self.momentum == 0 or self.momentum_at == "worker",
+             "adam and yogi keep their own moments: with server_opt adam or yogi, place momentum at the workers"),
+            (not self.federated or self.engine != "distributed",
+             "the distributed engine runs one-gradient steps; federated rounds run in one process"),
+
             (self.dist_byzantine in ("server", "ranks"), "dist_byzantine must be server or ranks"),
             (self.eval_every >= 1, "eval_every must be at least 1"),
             (self.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
@@ -225,13 +298,21 @@ class Config:
             raise UserException(f"Invalid configuration: unknown device {self.device!r} "
                                 "(use e.g. cpu, cuda or cuda:1).") from None
         import aggregators
-        aggregators.get(self.aggregator).check(self.nb_workers, self.nb_decl_byz)
+        told = min(self.real_byz, self.per_round) if self.known_f else self.nb_decl_byz  # the largest f a round tells
+        aggregators.get(self.aggregator).check(self.per_round, told)
         output = Path(self.output)
         if output.exists() and not output.is_dir():
             raise UserException(f"Invalid configuration: output {self.output!r} exists and is not a folder.")
+        if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in self.server_betas):
+            raise UserException("Invalid configuration: server_betas must be two numbers.")
         if not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in self.lr_milestones):
             raise UserException("Invalid configuration: lr_milestones must be a list of positive step numbers.")
         return self
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    return Config.defaults()
 
 
 @functools.cache

@@ -25,7 +25,6 @@ identity minus the seed.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
@@ -41,7 +40,9 @@ if TYPE_CHECKING:
 __all__ = ["NEUTRAL_FIELDS", "OPTIONAL_FIELDS", "identity", "run_id"]
 
 NEUTRAL_FIELDS = ("output", "data_root", "checkpoint_every", "dist_timeout")
-OPTIONAL_FIELDS = ("validation_split",)
+FEDERATED_FIELDS = ("local_steps", "local_lr", "local_momentum", "local_batches", "clients", "clients_per_round",
+                    "participation", "known_f", "server_opt", "server_lr", "server_betas", "server_eps")
+OPTIONAL_FIELDS = ("validation_split", *FEDERATED_FIELDS)
 _CHUNKING_ENGINES = ("vmap", "auto", "distributed")
 
 
@@ -61,6 +62,10 @@ def _inactive(config: "Config") -> set[str]:
         unused.add("chunk_size")
     if config.engine != "distributed":
         unused.add("dist_byzantine")
+    if config.clients is not None:
+        unused.add("nb_workers")  # a pool's round takes clients_per_round (or participation) of its clients
+    if config.server_opt == "sgd":
+        unused |= {"server_betas", "server_eps"}
     return unused
 
 
@@ -70,7 +75,7 @@ def identity(config: "Config") -> dict:
     import attacks
 
     data = config.to_dict()
-    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    defaults = config.defaults()
     off = {key for key in OPTIONAL_FIELDS if getattr(config, key) == defaults[key]}
     for key in (*NEUTRAL_FIELDS, "aggregator_args", "attack_args", *_inactive(config), *off):
         data.pop(key, None)

@@ -15,7 +15,7 @@ import torch
 
 METRIC_COLUMNS = (
     "step", "lr", "train_loss", "honest_norm", "honest_variance", "variance_norm_ratio",
-    "aggregate_distance", "aggregate_cosine", "aggregate_norm", "step_time",
+    "aggregate_distance", "aggregate_cosine", "aggregate_norm", "byzantine_selected", "step_time",
 )
 EVAL_COLUMNS = ("step", "accuracy", "test_loss", "val_accuracy", "val_loss")  # val_*: empty without a validation set
 

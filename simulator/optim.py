@@ -35,15 +35,24 @@ class Momentum:
         self.mu, self.dampening, self.nesterov = config.momentum, config.dampening, config.nesterov
         self.placement = config.momentum_at if config.momentum > 0 else None
         self.weight_decay = config.weight_decay
-        rows = config.nb_workers if self.placement == "worker" else 1
+        rows = config.pool if self.placement == "worker" else 1  # one buffer per worker, or per client of a pool
         self.buffer = torch.zeros(rows, dim, device=device, dtype=dtype)
 
-    def at_workers(self, gradients: torch.Tensor, first: int) -> torch.Tensor:
-        """What workers `first .. first + k - 1` send, given their gradients [k, d]."""
+    def at_workers(self, gradients: torch.Tensor, rows: int | torch.Tensor) -> torch.Tensor:
+        """What workers send, given their gradients [k, d]: workers ``rows .. rows + k - 1``, or the index tensor ``rows``.
+
+        Only those workers' buffers move: with a client pool, an unselected client's
+        buffer waits unchanged for its next round.
+        """
         if self.placement != "worker":
             return gradients
-        rows = self.buffer[first:first + gradients.shape[0]]
-        return momentum_step(rows, gradients, self.mu, self.dampening, self.nesterov)
+        if isinstance(rows, int):
+            return momentum_step(self.buffer[rows:rows + gradients.shape[0]], gradients, self.mu, self.dampening,
+                                 self.nesterov)
+        buffers = self.buffer[rows]
+        out = momentum_step(buffers, gradients, self.mu, self.dampening, self.nesterov)
+        self.buffer[rows] = buffers
+        return out
 
     def update(self, aggregate: torch.Tensor, params: torch.Tensor, lr: float) -> torch.Tensor:
         """The vector to subtract from the parameters, given the aggregate."""

@@ -68,13 +68,24 @@ class WorkerSampler:
     def nb_workers(self) -> int:
         return len(self.parts)
 
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Next batch of every worker: inputs [n, b, *shape] and labels [n, b]."""
-        self._refill(torch.nonzero(self.filled - self.position < self.batch_size).flatten().tolist())
-        where = self.position.to(self.table.device)[:, None] + self._columns
-        indices = self.table.gather(1, where).flatten()
-        self.position += self.batch_size
-        n, b = self.nb_workers, self.batch_size
+    def sample(self, workers: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next batch of every worker (or of ``workers``, a 1-D index tensor; the others do not move).
+
+        Returns inputs [n, b, *shape] and labels [n, b], rows in the order of ``workers``.
+        """
+        if workers is None:
+            self._refill(torch.nonzero(self.filled - self.position < self.batch_size).flatten().tolist())
+            where = self.position.to(self.table.device)[:, None] + self._columns
+            indices = self.table.gather(1, where).flatten()
+            self.position += self.batch_size
+        else:
+            workers = workers.to("cpu", torch.int64)
+            low = (self.filled[workers] - self.position[workers] < self.batch_size).nonzero().flatten()
+            self._refill(workers[low].tolist())
+            where = self.position[workers].to(self.table.device)[:, None] + self._columns
+            indices = self.table[workers.to(self.table.device)].gather(1, where).flatten()
+            self.position[workers] += self.batch_size
+        n, b = self.nb_workers if workers is None else len(workers), self.batch_size
         return (self.inputs.index_select(0, indices).view(n, b, *self.inputs.shape[1:]),
                 self.targets.index_select(0, indices).view(n, b))
 

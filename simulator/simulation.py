@@ -25,13 +25,14 @@ from experiments.tools import UserException
 from simulator.config import Config
 from simulator.engines import make_engine
 from simulator.engines.distributed import Connection, RemoteWorkers
+from simulator.federated import Selection, participants, server_optimizer
 from simulator.metrics import data_summary, step_metrics
 from simulator.optim import Momentum
 from simulator.partition import params_of, partition
 from simulator.sampler import WorkerSampler
 from simulator.schedule import learning_rate
 from simulator.seeding import derive_seed, generator
-from simulator.workers import LocalWorkers
+from simulator.workers import LocalSteps, LocalWorkers
 
 LOSSES = {"crossentropy": F.cross_entropy, "nll": F.nll_loss}
 
@@ -90,7 +91,10 @@ class Simulation:
             self.workers = RemoteWorkers(remote, self.model, c.nb_honest, c.real_byz,
                                          remote_byzantine=c.dist_byzantine == "ranks", local=local)
         self.criterion = Criterion(c.criterion, **c.criterion_args)
-        self.momentum = Momentum(c, self.model.get().numel(), self.device, self.model.get().dtype)
+        params = self.model.get()
+        self.momentum = Momentum(c, params.numel(), self.device, params.dtype)
+        self.server = server_optimizer(c, self.momentum, params.numel(), self.device, params.dtype)
+        self.participants = participants(c, generator(c.seed, "clients"))
         self.t = 0
         self.metrics: list[dict] = []
         self.evaluations: list[dict] = []
@@ -137,40 +141,61 @@ class Simulation:
             self.attack.load_state_dict(state)
 
     # ------------------------------------------------------------------ step
-    def _worker_vectors(self, gradients: torch.Tensor, first: int, momentum: bool = True) -> torch.Tensor:
-        """What workers first.. send: gradient + l2 term, clipped, through worker momentum (if ``momentum``)."""
-        c = self.config
-        if c.l2:
-            gradients = gradients + c.l2 * self.model.get()
-        if c.clip is not None:
-            norms = gradients.norm(dim=1, keepdim=True)
-            gradients = gradients * (c.clip / norms).clamp(max=1.0).nan_to_num(nan=0.0)
-        return self.momentum.at_workers(gradients, first) if momentum else gradients
+    def _worker_vectors(self, vectors: torch.Tensor, rows: int | torch.Tensor, momentum: bool = True) -> torch.Tensor:
+        """What workers send: gradient + l2 term, clipped, through worker momentum (if ``momentum``).
 
-    def _byzantine_vectors(self, poison: Poison | None, momentum: bool) -> torch.Tensor:
-        """What the Byzantine workers would send honestly on their own (poisoned) batches."""
-        return self._worker_vectors(self.workers.byzantine(poison), self.config.nb_honest, momentum)
-
-    def _attack_context(self) -> AttackContext:
+        ``rows`` are the workers' momentum rows (the first, or an index tensor). A
+        federated client's vector is its update: l2 and clipping were applied at each
+        local step, worker momentum applies to the update.
+        """
         c = self.config
-        return AttackContext(nb_workers=c.nb_workers, decl_f=c.nb_decl_byz, aggregator=self.aggregator,
+        if not c.federated:
+            if c.l2:
+                vectors = vectors + c.l2 * self.model.get()
+            if c.clip is not None:
+                norms = vectors.norm(dim=1, keepdim=True)
+                vectors = vectors * (c.clip / norms).clamp(max=1.0).nan_to_num(nan=0.0)
+        return self.momentum.at_workers(vectors, rows) if momentum else vectors
+
+    def _local(self, lr: float) -> LocalSteps | None:
+        """How a client trains in this round (None: one gradient per worker per step)."""
+        c = self.config
+        if not c.federated:
+            return None
+        return LocalSteps(c.local_steps, c.local_lr if c.local_lr is not None else lr, c.local_momentum, c.l2,
+                          c.clip, c.local_batches == "same")
+
+    def _attack_context(self, chosen: Selection, local: LocalSteps | None) -> AttackContext:
+        c = self.config
+        pooled = c.clients is not None
+        rows = chosen.byzantine if pooled else None
+        momentum_rows = c.nb_honest + chosen.byzantine if pooled else c.nb_honest
+
+        def vectors(poison: Poison | None, momentum: bool) -> torch.Tensor:
+            """What the Byzantine workers would send honestly on their own (poisoned) batches."""
+            return self._worker_vectors(self.workers.byzantine(poison, rows, local), momentum_rows, momentum)
+
+        return AttackContext(nb_workers=c.per_round, decl_f=chosen.told_f, aggregator=self.aggregator,
                              generator=self.attack_generator, num_classes=self.num_classes,
-                             vectors=self._byzantine_vectors if c.real_byz else None)
+                             vectors=vectors if chosen.f else None)
 
     def step(self) -> dict:
-        """One training step; returns its metrics row."""
+        """One training step (a federated round: see `simulator.federated`); returns its metrics row."""
         start = time.perf_counter()
         c = self.config
         lr = learning_rate(c, self.t)
-        gradients, losses = self.workers.honest()
-        honest = self._worker_vectors(gradients, 0)
-        byzantine = self.attack.byzantine(honest, c.real_byz, self._attack_context())
-        aggregate = self.aggregator(torch.cat([honest, byzantine]), c.nb_decl_byz)
+        chosen, local = self.participants.select(), self._local(lr)
+        pooled = c.clients is not None
+        vectors, losses = self.workers.honest(chosen.honest if pooled else None, local)
+        honest = self._worker_vectors(vectors, chosen.honest if pooled else 0)
+        byzantine = self.attack.byzantine(honest, chosen.f, self._attack_context(chosen, local))
+        aggregate = self.aggregator(torch.cat([honest, byzantine]), chosen.told_f)
         params = self.model.get()
-        with torch.no_grad():
-            params.sub_(self.momentum.update(aggregate, params, lr))
+        with torch.no_grad():  # a federated server steps on the pseudo-gradient -aggregate, with its own lr
+            params.sub_(self.server.update(aggregate, params, lr) if local is None
+                        else self.server.update(-aggregate, params, c.server_lr))
         row = {"step": self.t, "lr": lr, **step_metrics(losses, honest, aggregate),
-               "step_time": time.perf_counter() - start}
+               "byzantine_selected": chosen.f, "step_time": time.perf_counter() - start}
         self.t += 1
         self.metrics.append(row)
         return row
@@ -210,6 +235,8 @@ class Simulation:
             "aggregator": self.aggregator.state_dict(),
             "attack": self.attack.state_dict(),
             "attack_generator": self.attack_generator.get_state(),
+            "participants": self.participants.state_dict(),
+            "server": self.server.state_dict(),
             "metrics": list(self.metrics),
             "evaluations": list(self.evaluations),
         }
@@ -225,5 +252,7 @@ class Simulation:
         self.aggregator.load_state_dict(state["aggregator"])
         self.attack.load_state_dict(state["attack"])
         self.attack_generator.set_state(state["attack_generator"])
+        self.participants.load_state_dict(state.get("participants", {}))  # absent from checkpoints before pools
+        self.server.load_state_dict(state.get("server", {}))
         self.metrics = list(state["metrics"])
         self.evaluations = list(state["evaluations"])

@@ -10,13 +10,36 @@ term, clipping and worker momentum are the simulation's.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from attacks.base import Poison
 from simulator.engines import Engine
 from simulator.sampler import WorkerSampler
 
-__all__ = ["LocalWorkers"]
+__all__ = ["LocalWorkers", "LocalSteps"]
+
+
+@dataclass(frozen=True)
+class LocalSteps:
+    """How a federated client trains in a round: K local SGD steps (see `Engine.local_updates`)."""
+
+    steps: int
+    lr: float
+    momentum: float
+    l2: float
+    clip: float | None
+    same_batch: bool  # every local step of a round on one batch (``local_batches = "same"``)
+
+    def batches(self, sampler: WorkerSampler, rows: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The selected workers' batches for each local step: [m, K, b, ...] and [m, K, b]."""
+        if self.same_batch:
+            inputs, targets = sampler.sample(rows)
+            return (inputs.unsqueeze(1).expand(-1, self.steps, *inputs.shape[1:]),
+                    targets.unsqueeze(1).expand(-1, self.steps, *targets.shape[1:]))
+        draws = [sampler.sample(rows) for _ in range(self.steps)]
+        return torch.stack([x for x, _ in draws], dim=1), torch.stack([y for _, y in draws], dim=1)
 
 
 class LocalWorkers:
@@ -30,17 +53,34 @@ class LocalWorkers:
     def name(self) -> str:
         return self.engine.name
 
-    def honest(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The honest workers' gradients [h, d] and losses [h] of this step (their batch-norm buffers kept)."""
-        inputs, targets = self.sampler.sample()
-        return self.engine.gradients(inputs, targets)
+    def honest(self, rows: torch.Tensor | None = None,
+               local: LocalSteps | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The honest workers' gradients [h, d] and losses [h] of this step (their batch-norm buffers kept).
 
-    def byzantine(self, poison: Poison | None) -> torch.Tensor:
-        """The Byzantine workers' gradients [f, d] on their next batches, poisoned first (their buffers not kept)."""
-        inputs, targets = self.byzantine_sampler.sample()
+        ``rows`` selects some of them (a client pool's round); with ``local``, each takes
+        K local steps and the result is its update instead of its gradient.
+        """
+        if local is None:
+            return self.engine.gradients(*self.sampler.sample(rows))
+        return self.engine.local_updates(*local.batches(self.sampler, rows), lr=local.lr, momentum=local.momentum,
+                                         l2=local.l2, clip=local.clip)
+
+    def byzantine(self, poison: Poison | None, rows: torch.Tensor | None = None,
+                  local: LocalSteps | None = None) -> torch.Tensor:
+        """The Byzantine workers' gradients [f, d] (or local updates) on their next batches, poisoned first.
+
+        Their batch-norm buffers are not kept.
+        """
+        if local is None:
+            inputs, targets = self.byzantine_sampler.sample(rows)
+            if poison is not None:
+                inputs, targets = poison(inputs, targets, self.num_classes)
+            return self.engine.gradients(inputs, targets, update_buffers=False)[0]
+        inputs, targets = local.batches(self.byzantine_sampler, rows)
         if poison is not None:
             inputs, targets = poison(inputs, targets, self.num_classes)
-        return self.engine.gradients(inputs, targets, update_buffers=False)[0]
+        return self.engine.local_updates(inputs, targets, lr=local.lr, momentum=local.momentum, l2=local.l2,
+                                         clip=local.clip, update_buffers=False)[0]
 
     def state_dict(self) -> dict:
         return {"engine_name": self.engine.name, "engine": self.engine.state_dict(),

@@ -2,6 +2,9 @@
 
 - ``vmap``: one batched pass with `torch.func` (`simulator.engines.vmap`).
 - ``loop``: one autograd pass per worker, the reference (`simulator.engines.loop`).
+- ``grouped``: one grouped-convolution / batched-matmul pass for all workers,
+  for sequences of Conv2d, Linear, ReLU, pooling and dropout layers
+  (`simulator.engines.grouped`).
 - ``auto``: ``vmap`` if the model passes a probe batch, otherwise ``loop``; the
   reason for falling back is logged on the ``byzsim`` logger.
 - ``distributed``: the honest workers on other torch.distributed ranks
@@ -19,10 +22,11 @@ import torch
 
 from experiments.registry import Registry
 from simulator.engines.base import Engine, LossFn
+from simulator.engines.grouped import GroupedEngine
 from simulator.engines.loop import LoopEngine
 from simulator.engines.vmap import VmapEngine
 
-__all__ = ["Engine", "ENGINES", "make_engine", "names", "describe", "VmapEngine", "LoopEngine"]
+__all__ = ["Engine", "ENGINES", "make_engine", "names", "describe", "VmapEngine", "LoopEngine", "GroupedEngine"]
 
 logger = logging.getLogger("byzsim")
 
@@ -55,6 +59,8 @@ def _auto(model, loss_fn: LossFn, *, chunk_size: int | None, seed: int, probe: P
 
 ENGINES.add("vmap", _plain(VmapEngine), "all workers in one batched torch.func pass (functional_call + grad + vmap)")
 ENGINES.add("loop", _plain(LoopEngine), "one autograd pass per worker: the reference, and the fallback for any model")
+ENGINES.add("grouped", _plain(GroupedEngine), "one grouped-convolution / batched-matmul forward and backward for "
+                                             "all workers (Conv2d, Linear, ReLU, pooling, dropout models)")
 ENGINES.add("auto", _auto, "vmap if the model passes a probe batch, else loop (the reason is logged)")
 
 

@@ -26,7 +26,7 @@ import torch
 
 from experiments.tools import UserException
 
-__all__ = ["Engine", "LossFn", "module_of", "flat_parameter_names", "seeded_global_rng"]
+__all__ = ["Engine", "LossFn", "module_of", "flat_parameter_names", "seeded_global_rng", "local_step"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -60,6 +60,36 @@ class Engine:
 
     def _compute(self, inputs: torch.Tensor, targets: torch.Tensor, *, update_buffers: bool,
                  seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def local_updates(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float = 0.0,
+                      l2: float = 0.0, clip: float | None = None,
+                      update_buffers: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Federated clients' updates: K local SGD steps each from the model's parameters.
+
+        ``inputs [m, K, b, *shape]`` and ``targets [m, K, b]`` hold each of m clients'
+        batch for each of its K local steps. Each client starts from the model's
+        current parameters w and takes K steps of w <- w - lr * s, where s is its
+        gradient plus ``l2 * w``, clipped to norm ``clip``, through local heavy-ball
+        momentum (``v <- momentum * v + g``, started at zero every round). Returns
+        the updates w_K - w [m, d] in the order of `model.get()` and each client's
+        mean loss over its steps [m]; the model's parameters are left as they
+        were, its batch-norm buffers move as in `gradients`.
+        """
+        if inputs.dim() < 3 or targets.dim() < 3 or inputs.shape[:3] != targets.shape[:3]:
+            raise UserException("Local steps need batches stacked as [clients, steps, batch, ...] with labels "
+                                "[clients, steps, batch].")
+        seed = int(torch.randint(2**62, (1,), generator=self.generator))
+        was_training = self.module.training
+        self.module.train()
+        try:
+            return self._local(inputs, targets, lr=lr, momentum=momentum, l2=l2, clip=clip,
+                               update_buffers=update_buffers, seed=seed)
+        finally:
+            self.module.train(was_training)
+
+    def _local(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float, l2: float,
+               clip: float | None, update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
     def state_dict(self) -> dict:
@@ -132,3 +162,26 @@ def store_buffer_average(module: torch.nn.Module, copies: dict[str, torch.Tensor
         for name, b in module.named_buffers():
             stacked = copies[name]
             b.copy_(stacked.mean(dim=0) if b.is_floating_point() else stacked[0])
+
+
+def local_step(params: list[torch.Tensor], grads: list[torch.Tensor], velocity: list[torch.Tensor] | None, *,
+               lr: float, momentum: float, l2: float, clip: float | None) -> None:
+    """One local SGD step for a batch of clients (dim 0 of every tensor), updating ``params`` in place.
+
+    The gradient gets ``l2 * params``, is clipped per client to norm ``clip``, goes
+    through heavy-ball ``velocity`` (updated in place) when ``momentum``, and the
+    parameters move by ``-lr`` times it. Shared by every engine, so all take the
+    same arithmetic steps.
+    """
+    if l2:
+        grads = [g.add(p, alpha=l2) for g, p in zip(grads, params)]
+    if clip is not None:
+        norms = torch.stack([g.reshape(len(g), -1).square().sum(dim=1) for g in grads]).sum(dim=0).sqrt()
+        scale = (clip / norms).clamp(max=1.0).nan_to_num(nan=0.0)
+        grads = [g * scale.view(-1, *([1] * (g.dim() - 1))) for g in grads]
+    if momentum:
+        for v, g in zip(velocity, grads):
+            v.mul_(momentum).add_(g)
+        grads = velocity
+    for p, g in zip(params, grads):
+        p.sub_(g, alpha=lr)

@@ -175,7 +175,8 @@ class RemoteWorkers:
                 out.append(_recv(like, rank, self.connection.timeout, what).cpu())
         return out
 
-    def honest(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def honest(self, rows: None = None, local: None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every honest worker's gradients (no pools or local steps: federated rounds run in one process)."""
         start = time.perf_counter()
         ranks = list(range(1, self.connection.world))
         self._broadcast(COMPUTE, ranks)
@@ -194,7 +195,7 @@ class RemoteWorkers:
             store_buffer_average(self.module, copies)
         return gradients.to(self.model.get().device), losses.to(self.model.get().device)
 
-    def byzantine(self, poison: Poison | None) -> torch.Tensor:
+    def byzantine(self, poison: Poison | None, rows: None = None, local: None = None) -> torch.Tensor:
         if self.byzantine_slices is None:
             return self.local.byzantine(poison)
         ranks = [r for r, part in enumerate(self.byzantine_slices, start=1) if len(part)]

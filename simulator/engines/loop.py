@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from simulator.engines.base import Engine, LossFn, flat_parameter_names, seeded_global_rng, store_buffer_average
+from simulator.engines.base import (Engine, LossFn, flat_parameter_names, local_step, seeded_global_rng,
+                                    store_buffer_average)
 
 __all__ = ["LoopEngine"]
 
@@ -48,6 +49,43 @@ class LoopEngine(Engine):
         if update_buffers and updated:
             store_buffer_average(self.module, updated)
         return gradients, losses
+
+    def _local(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float, l2: float,
+               clip: float | None, update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """K autograd SGD steps of one client after the other, each from the same starting parameters."""
+        m, steps = inputs.shape[:2]
+        first = self.params[0]
+        updates = torch.empty(m, self.dimension, dtype=first.dtype, device=first.device)
+        losses = torch.zeros(m, dtype=first.dtype, device=first.device)
+        start = [p.detach().clone() for p in self.params]
+        start_buffers = {name: b.detach().clone() for name, b in self.module.named_buffers()}
+        updated = {name: torch.empty(m, *b.shape, dtype=b.dtype, device=b.device) for name, b in start_buffers.items()}
+        with seeded_global_rng(self.device, seed):
+            for i in range(m):  # the reference: deliberately one client at a time
+                self._set_buffers(start_buffers)
+                params = [p[None].clone() for p in start]  # a batch of one client, as local_step expects
+                velocity = [torch.zeros_like(p) for p in params] if momentum else None
+                for k in range(steps):
+                    self._set_params([p[0] for p in params])
+                    with torch.enable_grad():
+                        loss = self.loss_fn(self.module(inputs[i, k]), targets[i, k])
+                        grads = torch.autograd.grad(loss, self.params)
+                    local_step(params, [g[None] for g in grads], velocity, lr=lr, momentum=momentum, l2=l2,
+                               clip=clip)
+                    losses[i] += loss.detach()
+                torch.cat([(p[0] - p0).reshape(-1) for p, p0 in zip(params, start)], out=updates[i])
+                for name, b in self.module.named_buffers():
+                    updated[name][i].copy_(b)
+        self._set_params(start)
+        self._set_buffers(start_buffers)
+        if update_buffers and updated:
+            store_buffer_average(self.module, updated)
+        return updates, losses / steps
+
+    def _set_params(self, values: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for p, v in zip(self.params, values):
+                p.copy_(v)
 
     def _set_buffers(self, values: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():

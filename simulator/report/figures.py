@@ -3,12 +3,11 @@
 Object-oriented matplotlib only (no pyplot): every function returns a new
 `Figure` and touches no global state, so a caller can inspect it (panels,
 titles, lines) or save it. Saving is `save_figure`: PNG and PDF, each written
-to a temporary sibling and moved into place.
+atomically through `experiments.atomic.atomic_write`.
 """
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from experiments.atomic import atomic_write
 from simulator.report.stats import mean_ci
 
 __all__ = ["Line", "curves", "heatmap", "save_figure"]
@@ -122,18 +122,12 @@ def curves(panels: Mapping[str, Sequence[Line]], *, title: str, ylabel: str, ban
 
 
 def save_figure(fig: Figure, stem: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
-    """Write ``fig`` as ``stem.png`` and ``stem.pdf`` (or ``formats``), each atomically (temporary sibling, then rename)."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``fig`` as ``stem.png`` and ``stem.pdf`` (or ``formats``), each through `atomic_write`."""
     written = []
     for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format=fmt, dpi=120)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=120)
+        atomic_write(path, buffer.getvalue())
         written.append(path)
     return written

@@ -1,8 +1,8 @@
 """`write_report`: read the runs under a folder, write the tables, the figures and report.md.
 
-Every file is written atomically: text through `simulator.store.atomic_write`,
-figures through a temporary sibling and a rename. report.md is written last,
-so the files it links to exist whenever it does.
+Every file, text or figure, is written atomically through
+`experiments.atomic.atomic_write`. report.md is written last, so the files it
+links to exist whenever it does.
 """
 from __future__ import annotations
 

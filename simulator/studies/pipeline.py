@@ -141,7 +141,8 @@ def _publish(study: Study, grid: Grid, out: Path, dest: Path, dataset: str, note
     parts = [f"# Reproduction: {study.title}", "", f"{study.citation}.", "",
              "## Claims", "", _claims_table(study, verdicts), "",
              "## How this was made", "",
-             f"- Command: `{command}` ({len(grid.configs)} runs; the grid is `simulator/studies/{study.name}.toml`).",
+             f"- Command: `{command}` ({len(grid.configs)} runs; the grid is "
+             f"`{study.grid_file.relative_to(Path(__file__).parents[2])}`).",
              f"- Dataset: {dataset} ({note}).",
              f"- Training time: {hours:.1f} hours of runs (the sum of their wall times) on {_machine()}.",
              f"- Versions: byzsim {version('byzsim')}, torch {torch.__version__}, "

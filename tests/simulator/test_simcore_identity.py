@@ -52,6 +52,8 @@ CHANGES = {
     "lr": 0.2, "lr_schedule": "cosine", "momentum": 0.9, "weight_decay": 1e-4, "l2": 1e-4, "clip": 2.0,
     "heterogeneity": "extreme", "eval_every": 25, "seed": 2, "device": "cuda", "engine": "loop",
     "aggregator_args": {"tau": 5.0}, "attack_args": {"epsilon": 0.5}, "validation_split": 0.2,
+    "local_steps": 3, "local_lr": 0.05, "local_momentum": 0.5, "local_batches": "same", "clients": 30,
+    "known_f": True, "server_opt": "adam", "server_lr": 0.5,
 }
 # Fields read only under another mode, with the base config that activates them.
 MODE_CHANGES = {
@@ -61,6 +63,8 @@ MODE_CHANGES = {
     "lr_min": (dict(lr_schedule="cosine"), 0.01), "momentum_at": (dict(momentum=0.9), "worker"),
     "dampening": (dict(momentum=0.9), 0.5), "nesterov": (dict(momentum=0.9), True),
     "chunk_size": (dict(engine="vmap"), 3), "dist_byzantine": (dict(engine="distributed"), "ranks"),
+    "clients_per_round": (dict(clients=30), 12), "participation": (dict(clients=30), 0.5),
+    "server_betas": (dict(server_opt="yogi"), [0.8, 0.9]), "server_eps": (dict(server_opt="yogi"), 0.01),
 }
 BASES = {"aggregator_args": dict(aggregator="cclip"), "attack_args": dict(attack="ipm")}
 

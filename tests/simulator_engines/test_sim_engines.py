@@ -183,7 +183,7 @@ def test_auto_falls_back_to_loop_and_logs_why(caplog):
 
 
 def test_registry_and_errors():
-    assert engines.names() == ["auto", "distributed", "loop", "vmap"]
+    assert engines.names() == ["auto", "distributed", "grouped", "loop", "vmap"]
     assert all(engines.describe(name) for name in engines.names())
     with pytest.raises(UnavailableException, match="Did you mean 'vmap'"):
         make_engine("vmapp", mlp(), F.cross_entropy)
@@ -195,3 +195,25 @@ def test_registry_and_errors():
         make_engine("distributed", mlp(), F.cross_entropy)
     with pytest.raises(UserException, match="stacked"):
         make_engine("vmap", mlp(), F.cross_entropy).gradients(torch.randn(4, 64), torch.zeros(4, dtype=torch.long))
+
+
+@pytest.mark.parametrize("name, shape", [("simples-digits", (1, 8, 8)), ("simples-conv", (1, 28, 28)),
+                                         ("simples-full", (1, 28, 28)), ("reference-cnn_mnist", (1, 28, 28))])
+def test_the_grouped_engine_gives_the_loop_engines_gradients(name, shape):
+    net = model(name)
+    inputs, targets = batches(shape, k=5, b=7)
+    grouped, loop = make_engine("grouped", net, F.cross_entropy), make_engine("loop", net, F.cross_entropy)
+    for got, want in zip(grouped.gradients(inputs, targets), loop.gradients(inputs, targets)):
+        torch.testing.assert_close(got, want, atol=2e-7, rtol=1e-5)
+    g = torch.Generator().manual_seed(1)
+    local_inputs = torch.randn(3, 2, 7, *shape, generator=g)
+    local_targets = torch.randint(10, (3, 2, 7), generator=g)
+    options = dict(lr=0.1, momentum=0.5, l2=1e-3, clip=2.0)
+    for got, want in zip(grouped.local_updates(local_inputs, local_targets, **options),
+                         loop.local_updates(local_inputs, local_targets, **options)):
+        torch.testing.assert_close(got, want, atol=2e-7, rtol=1e-5)
+
+
+def test_the_grouped_engine_refuses_layers_it_cannot_batch():
+    with pytest.raises(UserException, match="BatchNorm2d"):
+        make_engine("grouped", model("simples-cifar"), F.cross_entropy)

@@ -1,0 +1,132 @@
+"""The `grouped` engine: every worker's gradient from one explicitly batched forward and backward.
+
+For models built from Conv2d, Linear, ReLU, max-pooling, Flatten, dropout and
+log-softmax (an `nn.Sequential` of them), the k workers' copies of the
+parameters are stacked along a leading dimension (shared parameters expanded
+without copying, federated clients' own parameters as they are) and the
+network is evaluated for all workers at once:
+
+- a convolution runs as one grouped convolution: the workers' batches side by
+  side as channels ([b, k C, H, W], channels-last in memory, where oneDNN's
+  grouped weight gradient is as fast as an ungrouped one), the weights as k
+  groups;
+- a linear layer runs as one batched matrix product, features first
+  ([k, O, F] x [k, F, b]: the contiguous weights need no transposed copy);
+- activations, pooling and dropout act on those layouts unchanged.
+
+The sum over workers of each worker's mean loss is differentiated once with
+autograd: worker i's loss depends only on its own copy, so the gradient with
+respect to copy i is worker i's gradient. This avoids `torch.func.vmap`'s
+batching of convolution backward, the gap between the vmap engine and one
+forward + backward over all samples. Models with other layers (batch norm,
+say) are refused at construction with the reason; the loss must take torch's
+``reduction`` argument (cross-entropy and nll do). The gradients agree with
+the loop engine's to float tolerance (tested), and dropout masks differ from
+the other engines' (as they differ between those).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from experiments.tools import UserException
+from simulator.engines.base import Engine, LossFn, flat_parameter_names, local_step, seeded_global_rng
+
+__all__ = ["GroupedEngine", "SUPPORTED"]
+
+SUPPORTED = (nn.Conv2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.Dropout, nn.Dropout2d, nn.LogSoftmax)
+
+
+class GroupedEngine(Engine):
+    """Per-worker gradients through one grouped forward and backward (see the module docstring)."""
+
+    name = "grouped"
+
+    def __init__(self, model, loss_fn: LossFn, *, chunk_size: int | None = None, seed: int = 0) -> None:
+        super().__init__(model, loss_fn, chunk_size=chunk_size, seed=seed)
+        layers = list(self.module.children()) if isinstance(self.module, nn.Sequential) else [self.module]
+        odd = [type(layer).__name__ for layer in layers if not isinstance(layer, SUPPORTED)]
+        if odd or any(isinstance(layer, nn.Conv2d) and (layer.groups != 1 or layer.padding_mode != "zeros")
+                      for layer in layers):
+            raise UserException(f"The grouped engine takes a sequence of Conv2d, Linear, ReLU, MaxPool2d, Flatten, "
+                                f"dropout and LogSoftmax layers; this model has {', '.join(odd) or 'a grouped conv'}.")
+        self.layers = layers
+        named = dict(self.module.named_parameters())
+        self.order = flat_parameter_names(model)
+        self.params = [named[n] for n in self.order]
+        owner = {id(p): i for i, p in enumerate(self.params)}
+        self.slots = [[owner[id(p)] for p in layer.parameters(recurse=False)] for layer in layers]
+
+    # ------------------------------------------------------------ forward
+    def _forward(self, stacked: list[torch.Tensor], inputs: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities or logits [k, classes, b] of k workers from their parameters (stacked [k, ...])."""
+        k, b = inputs.shape[:2]
+        x, grouped = inputs.transpose(0, 1).reshape(b, k * inputs.shape[2], *inputs.shape[3:]), True
+        if x.dim() == 4:  # channels-last: oneDNN's grouped convolution backward is several times faster so
+            x = x.contiguous(memory_format=torch.channels_last)
+        for layer, slots in zip(self.layers, self.slots):
+            own = [stacked[i] for i in slots]
+            if isinstance(layer, nn.Conv2d):
+                weight, bias = own[0], own[1] if len(own) > 1 else None
+                x = F.conv2d(x, weight.reshape(-1, *weight.shape[2:]), None if bias is None else bias.reshape(-1),
+                             layer.stride, layer.padding, layer.dilation, groups=k)
+            elif isinstance(layer, (nn.Flatten, nn.Linear)) and grouped:  # to [k, features, b]
+                x, grouped = x.reshape(b, k, -1).permute(1, 2, 0), False
+            if isinstance(layer, nn.Linear):
+                weight, bias = own[0], own[1] if len(own) > 1 else None
+                x = torch.bmm(weight, x) if bias is None else torch.baddbmm(bias.unsqueeze(2), weight, x)
+            elif isinstance(layer, nn.LogSoftmax):
+                x = F.log_softmax(x, dim=1)
+            elif not isinstance(layer, (nn.Conv2d, nn.Flatten)):  # ReLU, pooling, dropout: either layout
+                x = layer(x)
+        return x if not grouped else x.reshape(b, k, -1).permute(1, 2, 0)
+
+    def _per_worker(self, stacked: list[torch.Tensor], inputs: torch.Tensor,
+                    targets: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Each worker's gradients (stacked like its parameters) and mean loss [k]."""
+        with torch.enable_grad():
+            outputs = self._forward(stacked, inputs)  # [k, classes, b]: the loss's (N, C, d) form
+            losses = self.loss_fn(outputs, targets, reduction="none").mean(dim=1)
+            grads = torch.autograd.grad(losses.sum(), stacked)
+        return list(grads), losses.detach()
+
+    # ------------------------------------------------------------ engine
+    def _compute(self, inputs: torch.Tensor, targets: torch.Tensor, *, update_buffers: bool,
+                 seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        k = inputs.shape[0]
+        dtype = self.params[0].dtype
+        gradients = torch.empty(k, self.dimension, dtype=dtype, device=self.device)
+        losses = torch.empty(k, dtype=dtype, device=self.device)
+        chunk = self.chunk_size or k
+        with seeded_global_rng(self.device, seed):
+            for first in range(0, k, chunk):
+                rows = slice(first, min(first + chunk, k))
+                count = rows.stop - rows.start
+                shared = [p.detach().requires_grad_().expand(count, *p.shape) for p in self.params]
+                grads, loss = self._per_worker(shared, inputs[rows], targets[rows])
+                torch.cat([g.reshape(count, -1) for g in grads], dim=1, out=gradients[rows])
+                losses[rows] = loss
+        return gradients, losses
+
+    def _local(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float, l2: float,
+               clip: float | None, update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        m, steps = inputs.shape[:2]
+        start = [p.detach() for p in self.params]
+        updates = torch.empty(m, self.dimension, dtype=start[0].dtype, device=self.device)
+        losses = torch.zeros(m, dtype=start[0].dtype, device=self.device)
+        chunk = self.chunk_size or m
+        with seeded_global_rng(self.device, seed):
+            for first in range(0, m, chunk):
+                rows = slice(first, min(first + chunk, m))
+                count = rows.stop - rows.start
+                params = [p.unsqueeze(0).repeat(count, *([1] * p.dim())) for p in start]
+                velocity = [torch.zeros_like(p) for p in params] if momentum else None
+                for k in range(steps):
+                    leaves = [p.detach().requires_grad_() for p in params]  # the same storage as params
+                    grads, loss = self._per_worker(leaves, inputs[rows, k], targets[rows, k])
+                    local_step(params, grads, velocity, lr=lr, momentum=momentum, l2=l2, clip=clip)
+                    losses[rows] += loss
+                torch.cat([(p - p0).reshape(count, -1) for p, p0 in zip(params, start)], dim=1, out=updates[rows])
+        return updates, losses / steps
+
