@@ -82,6 +82,32 @@ def _exact_pairs(x: torch.Tensor, dist: torch.Tensor, close: torch.Tensor) -> No
     dist[j, i] = exact
 
 
+def _identical_pairs(x: torch.Tensor, gram: torch.Tensor, close: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+    """Boolean [n, n]: the close pairs that are exact copies of each other, their distances set to 0 in ``dist``.
+
+    Identical rows have identical Gram rows, bit for bit: pairs whose squared norms and
+    products with the first row match are candidates, and each candidate is compared
+    once with the first row of its kind (one pass per copy, no float64 recomputation).
+    The f identical vectors most attacks send end here.
+    """
+    norms, first = gram.diagonal(), gram[:, 0]
+    candidates = close & (norms[:, None] == norms[None, :]) & (first[:, None] == first[None, :])
+    same = torch.zeros_like(close)
+    if not bool(candidates.any()):
+        return same
+    seen: set[int] = set()
+    for i in candidates.any(dim=1).nonzero().flatten().tolist():  # the rows with a candidate copy: f or so
+        if i in seen:
+            continue
+        group = [i, *(j for j in candidates[i].nonzero().flatten().tolist() if j > i and torch.equal(x[i], x[j]))]
+        seen.update(group)
+        index = torch.tensor(group, device=x.device)
+        same[index[:, None], index[None, :]] = True
+    same.fill_diagonal_(False)
+    dist[same] = 0.0
+    return same
+
+
 def squared_distances(x: torch.Tensor) -> torch.Tensor:
     """Float64 [n, n] squared Euclidean distances; non-finite rows at +inf, no NaN.
 
@@ -105,6 +131,8 @@ def squared_distances(x: torch.Tensor) -> torch.Tensor:
         pair = good[:, None] & good[None, :]
         pair.fill_diagonal_(False)
         close = pair & (dist <= scale)
+        if bool(close.any()):
+            close &= ~_identical_pairs(work, gram, close, dist)  # exact copies: distance 0, nothing to recompute
         if bool(close.any()):
             count = int(close.sum()) // 2
             if count <= _FEW_PAIRS * n:  # e.g. the f identical copies most attacks send

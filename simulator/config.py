@@ -114,7 +114,11 @@ class Config:
     seed: int = _f(1, "seed of every random generator of the run")
     device: str = _f("cpu", 'torch device, e.g. "cpu", "cuda", "cuda:1"')
     engine: str = _f("auto", "gradient engine: auto, vmap, loop, or distributed (under torchrun)")
-    chunk_size: int | None = _f(None, "vmap engine: workers per batched pass (default: all)")
+    chunk_size: int | None = _f(None, "vmap/grouped engines: workers per batched pass (default: as many as fit "
+                                      "--memory-budget, or a GPU's free memory; all on a CPU)")
+    memory_budget: float | None = _f(None, "vmap/grouped engines: GiB for the workers' batched pass, which sets the "
+                                           "chunk size when --chunk-size is not given (default: 80%% of a GPU's free "
+                                           "memory; no limit on a CPU)")
     dist_timeout: float = _f(300.0, "distributed engine: seconds to wait for a rank before stopping the run")
     dist_byzantine: str = _f("server", "distributed engine: where Byzantine workers compute their own gradients, "
                                        "server or ranks")
@@ -280,6 +284,7 @@ class Config:
             (self.lr_decay > 0, "lr_decay must be positive"),
             (self.lr_decay_delta >= 1, "lr_decay_delta must be at least 1"),
             (self.chunk_size is None or self.chunk_size >= 1, "chunk_size must be at least 1"),
+            (self.memory_budget is None or self.memory_budget > 0, "memory_budget must be positive"),
             (self.loss in ("crossentropy", "nll"), "loss must be crossentropy or nll"),
         ]
         for ok, message in checks:

@@ -42,8 +42,8 @@ __all__ = ["NEUTRAL_FIELDS", "OPTIONAL_FIELDS", "identity", "run_id"]
 NEUTRAL_FIELDS = ("output", "data_root", "checkpoint_every", "dist_timeout")
 FEDERATED_FIELDS = ("local_steps", "local_lr", "local_momentum", "local_batches", "clients", "clients_per_round",
                     "participation", "known_f", "server_opt", "server_lr", "server_betas", "server_eps")
-OPTIONAL_FIELDS = ("validation_split", *FEDERATED_FIELDS)
-_CHUNKING_ENGINES = ("vmap", "auto", "distributed")
+OPTIONAL_FIELDS = ("validation_split", "memory_budget", *FEDERATED_FIELDS)
+_CHUNKING_ENGINES = ("vmap", "grouped", "auto", "distributed")
 
 
 def _inactive(config: "Config") -> set[str]:
@@ -59,7 +59,7 @@ def _inactive(config: "Config") -> set[str]:
     if config.momentum == 0:
         unused |= {"momentum_at", "dampening", "nesterov"}
     if config.engine not in _CHUNKING_ENGINES:
-        unused.add("chunk_size")
+        unused |= {"chunk_size", "memory_budget"}
     if config.engine != "distributed":
         unused.add("dist_byzantine")
     if config.clients is not None:

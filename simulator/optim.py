@@ -23,9 +23,13 @@ from simulator.config import Config
 
 
 def momentum_step(buffer: torch.Tensor, vector: torch.Tensor, mu: float, dampening: float, nesterov: bool) -> torch.Tensor:
-    """Update `buffer` in place with `vector`; return the direction to use."""
+    """Update `buffer` in place with `vector`; return the direction to use.
+
+    Without Nesterov the direction is the buffer itself (no copy): callers read it
+    within the step and never write to it.
+    """
     buffer.mul_(mu).add_(vector, alpha=1.0 - dampening)
-    return vector + mu * buffer if nesterov else buffer.clone()
+    return vector + mu * buffer if nesterov else buffer
 
 
 class Momentum:

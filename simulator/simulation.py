@@ -25,6 +25,7 @@ from experiments.tools import UserException
 from simulator.config import Config
 from simulator.engines import make_engine
 from simulator.engines.distributed import Connection, RemoteWorkers
+from simulator.engines.memory import chunk_for, default_budget, worker_bytes
 from simulator.federated import Selection, participants, server_optimizer
 from simulator.metrics import data_summary, step_metrics
 from simulator.optim import Momentum
@@ -83,7 +84,7 @@ class Simulation:
         self.model = self._build_model()
         self.loss_fn = LOSSES[c.loss]
         local = "auto" if c.engine == "distributed" else c.engine  # a distributed run's ranks and server use auto
-        self.engine = make_engine(local, self.model, self.loss_fn, chunk_size=c.chunk_size,
+        self.engine = make_engine(local, self.model, self.loss_fn, chunk_size=self._chunk_size(train_x, train_y),
                                   seed=derive_seed(c.seed, "engine"), probe=(train_x[:2], train_y[:2]))
         self.workers = LocalWorkers(self.engine, self.sampler, self.byzantine_sampler, self.num_classes)
         if remote is not None:  # the server computes the Byzantine workers' gradients only (unless on ranks)
@@ -99,6 +100,15 @@ class Simulation:
         self.metrics: list[dict] = []
         self.evaluations: list[dict] = []
         self._probe()
+
+    def _chunk_size(self, inputs: torch.Tensor, targets: torch.Tensor) -> int | None:
+        """--chunk-size, or the most workers whose batched pass fits the memory budget (None: all at once)."""
+        c = self.config
+        budget = default_budget(self.device, c.memory_budget)
+        if c.chunk_size is not None or budget is None:
+            return c.chunk_size
+        per_worker = worker_bytes(self.model.module, inputs[:c.batch_size], targets[:c.batch_size], self.loss_fn)
+        return chunk_for(budget, per_worker, c.per_round)
 
     def _build_model(self) -> Model:
         c = self.config

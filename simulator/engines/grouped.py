@@ -57,13 +57,24 @@ class GroupedEngine(Engine):
         self.params = [named[n] for n in self.order]
         owner = {id(p): i for i, p in enumerate(self.params)}
         self.slots = [[owner[id(p)] for p in layer.parameters(recurse=False)] for layer in layers]
+        self.dense = not any(isinstance(layer, nn.Conv2d) for layer in layers)
 
     # ------------------------------------------------------------ forward
-    def _forward(self, stacked: list[torch.Tensor], inputs: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities or logits [k, classes, b] of k workers from their parameters (stacked [k, ...])."""
+    def _forward(self, stacked: list[torch.Tensor], inputs: torch.Tensor, shared: bool) -> torch.Tensor:
+        """Log-probabilities or logits [k, classes, b] of k workers from their parameters (stacked [k, ...]).
+
+        ``shared``: the stacked parameters are one set expanded over the workers (per-worker gradients
+        at the model's parameters), so a linear layer is one matrix product over all k b samples and
+        only its weight gradient is split by worker (`_SharedLinear`); otherwise every worker has its
+        own parameters (a federated client's local steps) and a linear layer is a batched product.
+        """
         k, b = inputs.shape[:2]
-        x, grouped = inputs.transpose(0, 1).reshape(b, k * inputs.shape[2], *inputs.shape[3:]), True
-        if x.dim() == 4:  # channels-last: oneDNN's grouped convolution backward is several times faster so
+        if self.dense:  # no convolution: straight to the dense layout
+            x, grouped = inputs.reshape(k, b, -1), False
+            x = x if shared else x.transpose(1, 2)
+        else:
+            x, grouped = inputs.transpose(0, 1).reshape(b, k * inputs.shape[2], *inputs.shape[3:]), True
+        if grouped and x.dim() == 4:  # channels-last: oneDNN's grouped convolution backward is much faster so
             x = x.contiguous(memory_format=torch.channels_last)
         for layer, slots in zip(self.layers, self.slots):
             own = [stacked[i] for i in slots]
@@ -71,22 +82,28 @@ class GroupedEngine(Engine):
                 weight, bias = own[0], own[1] if len(own) > 1 else None
                 x = F.conv2d(x, weight.reshape(-1, *weight.shape[2:]), None if bias is None else bias.reshape(-1),
                              layer.stride, layer.padding, layer.dilation, groups=k)
-            elif isinstance(layer, (nn.Flatten, nn.Linear)) and grouped:  # to [k, features, b]
-                x, grouped = x.reshape(b, k, -1).permute(1, 2, 0), False
+            elif isinstance(layer, (nn.Flatten, nn.Linear)) and grouped:  # to [k, b, features] or [k, features, b]
+                x, grouped = x.reshape(b, k, -1), False
+                x = x.transpose(0, 1).contiguous() if shared else x.permute(1, 2, 0)
             if isinstance(layer, nn.Linear):
                 weight, bias = own[0], own[1] if len(own) > 1 else None
-                x = torch.bmm(weight, x) if bias is None else torch.baddbmm(bias.unsqueeze(2), weight, x)
+                if shared:
+                    x = _SharedLinear.apply(x, weight, bias)
+                else:
+                    x = torch.bmm(weight, x) if bias is None else torch.baddbmm(bias.unsqueeze(2), weight, x)
             elif isinstance(layer, nn.LogSoftmax):
-                x = F.log_softmax(x, dim=1)
+                x = F.log_softmax(x, dim=-1 if shared else 1)
             elif not isinstance(layer, (nn.Conv2d, nn.Flatten)):  # ReLU, pooling, dropout: either layout
                 x = layer(x)
-        return x if not grouped else x.reshape(b, k, -1).permute(1, 2, 0)
+        if grouped:
+            return x.reshape(b, k, -1).permute(1, 2, 0)
+        return x.transpose(1, 2) if shared else x
 
-    def _per_worker(self, stacked: list[torch.Tensor], inputs: torch.Tensor,
-                    targets: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def _per_worker(self, stacked: list[torch.Tensor], inputs: torch.Tensor, targets: torch.Tensor,
+                    shared: bool = False) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Each worker's gradients (stacked like its parameters) and mean loss [k]."""
         with torch.enable_grad():
-            outputs = self._forward(stacked, inputs)  # [k, classes, b]: the loss's (N, C, d) form
+            outputs = self._forward(stacked, inputs, shared)  # [k, classes, b]: the loss's (N, C, d) form
             losses = self.loss_fn(outputs, targets, reduction="none").mean(dim=1)
             grads = torch.autograd.grad(losses.sum(), stacked)
         return list(grads), losses.detach()
@@ -104,7 +121,7 @@ class GroupedEngine(Engine):
                 rows = slice(first, min(first + chunk, k))
                 count = rows.stop - rows.start
                 shared = [p.detach().requires_grad_().expand(count, *p.shape) for p in self.params]
-                grads, loss = self._per_worker(shared, inputs[rows], targets[rows])
+                grads, loss = self._per_worker(shared, inputs[rows], targets[rows], shared=True)
                 torch.cat([g.reshape(count, -1) for g in grads], dim=1, out=gradients[rows])
                 losses[rows] = loss
         return gradients, losses
@@ -130,3 +147,26 @@ class GroupedEngine(Engine):
                 torch.cat([(p - p0).reshape(count, -1) for p, p0 in zip(params, start)], dim=1, out=updates[rows])
         return updates, losses / steps
 
+
+
+class _SharedLinear(torch.autograd.Function):
+    """A linear layer whose weight is one matrix expanded over k workers: x [k, b, F] -> [k, b, O].
+
+    The forward pass and the input gradient are single matrix products over all
+    k b samples; the weight and bias gradients come back per worker
+    ([k, O, F], [k, O]), as the gradient of the expanded weight.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(x, weight[0], None if bias is None else bias[0])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        grad_x = grad @ weight[0] if ctx.needs_input_grad[0] else None
+        grad_weight = torch.bmm(grad.transpose(1, 2), x)
+        grad_bias = grad.sum(dim=1) if ctx.has_bias else None
+        return grad_x, grad_weight, grad_bias

@@ -63,7 +63,7 @@ MODE_CHANGES = {
     "lr_min": (dict(lr_schedule="cosine"), 0.01), "momentum_at": (dict(momentum=0.9), "worker"),
     "dampening": (dict(momentum=0.9), 0.5), "nesterov": (dict(momentum=0.9), True),
     "chunk_size": (dict(engine="vmap"), 3), "dist_byzantine": (dict(engine="distributed"), "ranks"),
-    "clients_per_round": (dict(clients=30), 12), "participation": (dict(clients=30), 0.5),
+    "memory_budget": (dict(engine="vmap"), 1.0), "clients_per_round": (dict(clients=30), 12), "participation": (dict(clients=30), 0.5),
     "server_betas": (dict(server_opt="yogi"), [0.8, 0.9]), "server_eps": (dict(server_opt="yogi"), 0.01),
 }
 BASES = {"aggregator_args": dict(aggregator="cclip"), "attack_args": dict(attack="ipm")}
