@@ -4,6 +4,8 @@ For each model (`simples-conv`, the 28x28 CNN, and `simples-full`, the
 784-100-10 MLP), k workers and b = 32 samples per worker, it measures:
 
 - ``vmap``: `make_engine("vmap", ...).gradients(inputs, targets)`;
+- ``grouped``: `make_engine("grouped", ...).gradients(...)` (one grouped-convolution /
+  matrix-product pass for all workers);
 - ``loop``: `make_engine("loop", ...).gradients(...)` (one autograd pass per worker);
 - ``backprop``: the loop engine's former form, one `Model.backprop` per worker
   through an `experiments.Loss` wrapping the loss function (which builds a
@@ -12,8 +14,8 @@ For each model (`simples-conv`, the 28x28 CNN, and `simples-full`, the
 - ``limit``: one forward + backward over all k*b samples as a single batch,
   the "physical limit" any per-worker engine is compared to,
 
-and prints the median time of each and the ratios loop/vmap, backprop/loop
-and vmap/limit. They are timed interleaved (vmap, loop, backprop, limit, vmap,
+and prints the median time of each and the ratios vmap/limit, grouped/limit
+and backprop/loop. They are timed interleaved (vmap, grouped, loop, backprop, limit,
 ...) after two warm-up rounds, so a busy machine slows them alike. Run:
 
     python benchmarks/engines.py            # k in {10, 25, 50}
@@ -94,7 +96,7 @@ def measure(name: str, k: int, batch: int, repeats: int, device: torch.device) -
     generator = torch.Generator().manual_seed(k)
     inputs = torch.randn(k, batch, 1, 28, 28, generator=generator).to(device)
     targets = torch.randint(10, (k, batch), generator=generator).to(device)
-    engines = {kind: make_engine(kind, model, F.cross_entropy) for kind in ("vmap", "loop")}
+    engines = {kind: make_engine(kind, model, F.cross_entropy) for kind in ("vmap", "grouped", "loop")}
     calls = {kind: (lambda e=engine: e.gradients(inputs, targets)) for kind, engine in engines.items()}
     calls["backprop"] = backprop_loop(model, inputs, targets)
     model.module.train()
@@ -119,14 +121,14 @@ def main(argv: list[str] | None = None) -> None:
     label = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"engines benchmark: b = {args.batch_size}, device {label}, torch {torch.__version__}, "
           f"median of {repeats} interleaved calls")
-    print(f"{'model':<14}{'k':>4}{'vmap ms':>10}{'loop ms':>10}{'backprop ms':>13}{'limit ms':>10}"
-          f"{'loop/vmap':>11}{'backprop/loop':>15}{'vmap/limit':>12}")
+    print(f"{'model':<14}{'k':>4}{'vmap ms':>9}{'grouped':>9}{'loop ms':>9}{'backprop':>10}{'limit ms':>10}"
+          f"{'vmap/limit':>11}{'grouped/limit':>14}{'backprop/loop':>15}")
     for name in MODELS:
         for k in ks:
             r = measure(name, k, args.batch_size, repeats, device)
-            print(f"{r['model']:<14}{r['k']:>4}{r['vmap']:>10.1f}{r['loop']:>10.1f}{r['backprop']:>13.1f}"
-                  f"{r['limit']:>10.1f}{r['loop'] / r['vmap']:>11.2f}{r['backprop'] / r['loop']:>15.2f}"
-                  f"{r['vmap'] / r['limit']:>12.2f}", flush=True)
+            print(f"{r['model']:<14}{r['k']:>4}{r['vmap']:>9.1f}{r['grouped']:>9.1f}{r['loop']:>9.1f}"
+                  f"{r['backprop']:>10.1f}{r['limit']:>10.1f}{r['vmap'] / r['limit']:>11.2f}"
+                  f"{r['grouped'] / r['limit']:>14.2f}{r['backprop'] / r['loop']:>15.2f}", flush=True)
 
 
 if __name__ == "__main__":
