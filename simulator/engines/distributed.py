@@ -12,8 +12,8 @@ the server after the gather (an omniscient attack needs the honest vectors);
 with ``dist_byzantine="ranks"`` the ranks also hold the Byzantine workers and
 compute their own (poisoned) gradients when an attack asks for them.
 
-Communication is point to point (gloo on CPU, NCCL on GPUs, ``LOCAL_RANK``
-picking the device), every receive bounded by ``dist_timeout`` seconds: a
+Communication is point to point (gloo on CPU; on GPUs NCCL for the CUDA
+tensors and gloo for the CPU control messages, ``LOCAL_RANK`` picking the device), every receive bounded by ``dist_timeout`` seconds: a
 dead or hung rank stops the run within the timeout with a message naming it,
 and the run resumes from its last checkpoint when started again (torchrun's
 ``--max-restarts`` restarts every rank, and rank 0 sends each rank its saved
@@ -38,7 +38,7 @@ from simulator.engines import make_engine
 from simulator.engines.base import Engine, store_buffer_average
 from simulator.sampler import WorkerSampler
 
-__all__ = ["Connection", "connect", "RemoteWorkers", "serve", "serve_rank", "stop_ranks", "slices", "ENV"]
+__all__ = ["Connection", "backend", "connect", "RemoteWorkers", "serve", "serve_rank", "stop_ranks", "slices", "ENV"]
 
 ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 COMPUTE, BYZANTINE, STATE, LOAD, STOP = 1, 2, 3, 4, 5
@@ -59,6 +59,12 @@ class Connection:
         return self.world - 1
 
 
+def backend(cuda: bool) -> str:
+    """gloo on CPU; on GPUs NCCL for the CUDA tensors (parameters, gradients) and gloo for the CPU ones
+    (command headers, sizes, checkpoint bytes), which NCCL does not carry."""
+    return "cpu:gloo,cuda:nccl" if cuda else "gloo"
+
+
 def connect(timeout: float, device: str) -> Connection:
     """Join the process group torchrun describes (``RANK``, ``WORLD_SIZE``...), or say in one line why not."""
     missing = [name for name in ENV if name not in os.environ]
@@ -73,7 +79,7 @@ def connect(timeout: float, device: str) -> Connection:
     span = datetime.timedelta(seconds=timeout)
     if not dist.is_initialized():
         try:
-            dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world, timeout=span,
+            dist.init_process_group(backend(cuda), rank=rank, world_size=world, timeout=span,
                                     device_id=local if cuda else None)
         except Exception as err:  # unreachable rendezvous, refused port, timeout
             raise UserException(f"Cannot join the process group at {os.environ['MASTER_ADDR']}:"

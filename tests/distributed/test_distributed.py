@@ -4,6 +4,7 @@ Each test starts the ranks as separate processes with the environment torchrun
 would give them (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT on a free port),
 one thread each.
 """
+import csv
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from simulator import Config, run
+from simulator.engines.distributed import backend
 
 RUN = ["--dataset", "digits", "--nb-workers", "9", "--nb-decl-byz", "2", "--aggregator", "median", "--steps", "20",
        "--eval-every", "10", "--checkpoint-every", "10", "--quiet", "--dist-timeout", "20"]
@@ -42,6 +44,12 @@ def finish(processes: dict[int, subprocess.Popen], timeout: float = 120) -> dict
     return {rank: (p.wait(timeout), *p.communicate()) for rank, p in processes.items()}
 
 
+def metrics(folder: Path) -> list[dict]:
+    """metrics.csv without the wall-clock column."""
+    with open(folder / "metrics.csv") as handle:
+        return [{k: v for k, v in row.items() if k != "step_time"} for row in csv.DictReader(handle)]
+
+
 def params(folder: Path) -> dict:
     return torch.load(folder / "checkpoint.pt", weights_only=False)["module"]
 
@@ -62,7 +70,13 @@ def test_three_ranks_give_the_in_process_result_bit_for_bit(tmp_path):
     (folder,) = out.iterdir()
     local = in_process(tmp_path, attack=attack)
     assert (folder / "evaluations.csv").read_text() == (local / "evaluations.csv").read_text()
+    assert metrics(folder) == metrics(local)
     assert all(torch.equal(params(folder)[k], v) for k, v in params(local).items())
+
+
+def test_gpus_carry_tensors_over_nccl_and_control_messages_over_gloo():
+    assert backend(cuda=False) == "gloo"
+    assert backend(cuda=True) == "cpu:gloo,cuda:nccl"  # headers and bytes are CPU tensors, which NCCL refuses
 
 
 def test_a_dead_rank_stops_the_run_naming_it_and_the_run_resumes(tmp_path):
@@ -95,3 +109,46 @@ def test_bad_launches_end_with_one_line(tmp_path):
     assert crowded[0][0] == 2 and "at most 3 processes" in crowded[0][2] and "Traceback" not in crowded[0][2]
     lonely = finish(start(args, world=3, ranks=[1]), timeout=60)
     assert lonely[1][0] == 2 and "Cannot join the process group" in lonely[1][2] and "Traceback" not in lonely[1][2]
+
+
+def _children(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (Linux /proc)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            out += [int(child), *_children(int(child))]
+    return out
+
+
+def _rank_of(pid: int) -> int | None:
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    ranks = [int(v.split(b"=")[1]) for v in env if v.startswith(b"RANK=")]
+    return ranks[0] if ranks else None
+
+
+@pytest.mark.slow
+def test_torchrun_restarts_a_run_whose_rank_died(tmp_path):
+    """torchrun --max-restarts restarts every rank and the run resumes; torch's shared rendezvous store breaks
+    restarts (pytorch/pytorch#135712), hence TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1, as the docs say."""
+    out = tmp_path / "dist"
+    env = {**os.environ, "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1", "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=3",
+                "--max-restarts=1", "-m", "simulator", "train"]
+    launcher = subprocess.Popen([*torchrun, *RUN, "--attack", "bitflip", "--engine", "distributed", "--steps", "40",
+                                 "--output", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    deadline = time.time() + 120
+    while not list(out.glob("*/checkpoint.pt")) and time.time() < deadline:
+        time.sleep(0.2)
+    (victim,) = [pid for pid in _children(launcher.pid) if _rank_of(pid) == 2 and "simulator" in
+                 Path(f"/proc/{pid}/cmdline").read_text()]
+    os.kill(victim, signal.SIGKILL)
+    code, (stdout, stderr) = launcher.wait(300), launcher.communicate()
+    assert code == 0, stderr[-3000:]
+    (folder,) = out.iterdir()
+    local = in_process(tmp_path, attack="bitflip", steps=40)
+    assert (folder / "evaluations.csv").read_text() == (local / "evaluations.csv").read_text()
+    assert all(torch.equal(params(folder)[k], v) for k, v in params(local).items())
