@@ -113,7 +113,8 @@ class Config:
     checkpoint_every: int = _f(100, "write a resumable checkpoint every this many steps")
     seed: int = _f(1, "seed of every random generator of the run")
     device: str = _f("cpu", 'torch device, e.g. "cpu", "cuda", "cuda:1"')
-    engine: str = _f("auto", "gradient engine: auto, vmap, loop, or distributed (under torchrun)")
+    engine: str = _f("auto", "gradient engine: auto (vmap, or loop when vmap fails), vmap, grouped (Conv/Linear models, "
+                   "fastest on CPU), loop, or distributed (under torchrun)")
     chunk_size: int | None = _f(None, "vmap/grouped engines: workers per batched pass (default: as many as fit "
                                       "--memory-budget, or a GPU's free memory; all on a CPU)")
     memory_budget: float | None = _f(None, "vmap/grouped engines: GiB for the workers' batched pass, which sets the "

@@ -9,7 +9,8 @@ canonical form:
   are one identity);
 - only the fields the chosen modes read: ``alpha`` only under dirichlet,
   ``lr_milestones`` only under the step schedule, the momentum placement only
-  with momentum, ``chunk_size`` only for the engines that chunk;
+  with momentum, ``chunk_size`` only for the engines that chunk, ``lr`` and
+  its schedule not in federated runs with a fixed ``local_lr``;
 - defaults resolved: the real number of attackers, the dataset's default model,
   the device type (``cpu``, ``cuda``; which GPU does not matter);
 - minus `NEUTRAL_FIELDS`, the one list of fields that never change the numbers
@@ -66,6 +67,8 @@ def _inactive(config: "Config") -> set[str]:
         unused.add("nb_workers")  # a pool's round takes clients_per_round (or participation) of its clients
     if config.server_opt == "sgd":
         unused |= {"server_betas", "server_eps"}
+    if config.federated and config.local_lr is not None:  # the clients' fixed step replaces the scheduled lr
+        unused |= {"lr", "lr_schedule", *(p for name in SCHEDULES.names() for p in SCHEDULES.get(name).params)}
     return unused
 
 

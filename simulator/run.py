@@ -87,6 +87,16 @@ def deferred_interrupt() -> Iterator[list[bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
+def deterministic_kernels(device: str) -> None:
+    """On a GPU, ask cuDNN for its deterministic algorithms (no autotuning), so a seed gives the same run.
+
+    Process-wide and idempotent; nothing to do on a CPU, whose kernels are deterministic already.
+    """
+    if torch.device(device).type == "cuda":
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
 def run(config: Config, *, progress: bool = True) -> RunResult | None:
     """Run `config` to the end (resuming a checkpoint if there is one).
 
@@ -96,6 +106,7 @@ def run(config: Config, *, progress: bool = True) -> RunResult | None:
     """
     keep_freed_memory()
     config.validate()
+    deterministic_kernels(config.device)
     connection = connect(config.dist_timeout, config.device) if config.engine == "distributed" else None
     if connection is not None and connection.rank > 0:
         serve_rank(config, connection)

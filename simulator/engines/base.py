@@ -93,11 +93,14 @@ class Engine:
         raise NotImplementedError
 
     def state_dict(self) -> dict:
-        """The engine's generator state: a resumed run draws the same dropout masks."""
-        return {"generator": self.generator.get_state()}
+        """The generator's state and the chunk size: a resumed run draws the same dropout masks in the same chunks."""
+        return {"generator": self.generator.get_state(), "chunk_size": self.chunk_size}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the generator, and the chunk size the run started with (one chosen from a GPU's free memory
+        may come out differently on the machine that resumes it)."""
         self.generator.set_state(state["generator"])
+        self.chunk_size = state.get("chunk_size", self.chunk_size)  # absent from checkpoints before chunking
 
     @property
     def device(self) -> torch.device:

@@ -77,6 +77,9 @@ def load_grids(path: str | Path) -> dict[str, Grid]:
         raise UserException(f"Grid file {str(path)!r} does not exist.") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise UserException(f"Grid file {str(path)!r} is not valid TOML: {err}.") from None
+    if not data:
+        raise UserException(f"Grid file {str(path)!r} sets no field: a grid names at least what it runs "
+                            f"(e.g. aggregator = [\"median\", \"krum\"]).")
     if "grids" not in data:
         return {path.stem: _expand(path.stem, path, data)}
     defaults = data.pop("defaults", {})

@@ -86,7 +86,7 @@ def _draw(ax, line: Line, colour: tuple, band: bool) -> None:
 
 
 def curves(panels: Mapping[str, Sequence[Line]], *, title: str, ylabel: str, band: bool = True,
-           log: bool = False) -> Figure:
+           log: bool = False, xlabel: str = "step") -> Figure:
     """One panel per key of ``panels`` (shared axes), one line per `Line`, one legend for the figure.
 
     With ``band`` the y axis is accuracy, fixed to [0, 1], and each line carries the 95% confidence
@@ -107,7 +107,7 @@ def curves(panels: Mapping[str, Sequence[Line]], *, title: str, ylabel: str, ban
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     for ax in axes[-cols:]:
-        ax.set_xlabel("step")
+        ax.set_xlabel(xlabel)
     for ax in axes[::cols]:
         ax.set_ylabel(ylabel)
     if log:

@@ -18,7 +18,9 @@ __all__ = ["HETEROGENEITY_FIELDS", "SHORT", "TITLE_FIELDS", "describe", "f_label
            "heterogeneity_label", "slugs"]
 
 SHORT = {"nb_real_byz": "f", "nb_decl_byz": "declared f", "nb_workers": "n"}
-TITLE_FIELDS = (*FIRST_FIELDS, "steps", "batch_size", "lr", "momentum")
+TITLE_FIELDS = (*FIRST_FIELDS, "steps", "batch_size", "lr", "momentum",
+                # federated runs only (absent from other runs' identity): the pool, the round, the server
+                "clients", "clients_per_round", "participation", "local_steps", "local_lr", "server_opt", "server_lr")
 
 
 def _heterogeneity_fields() -> tuple[str, ...]:

@@ -4,8 +4,9 @@
 - ``heatmap-f``: when the number of attackers varies, per remaining setting,
   aggregator x f, each cell the worst case over attacks at that f;
 - ``heatmap-heterogeneity``: the same over the data split, when it varies;
-- ``curves``: per setting, test accuracy vs step, one panel per attack, one line
-  per aggregator (mean over seeds, 95% confidence band);
+- ``curves``: per setting, test accuracy vs step (vs round, for federated
+  runs), one panel per attack, one line per aggregator (mean over seeds, 95%
+  confidence band);
 - ``diagnostics`` (optional): per setting, the distance of the aggregate from
   the honest mean relative to the honest mean's norm, per step, log scale.
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
+from simulator.identity import FEDERATED_FIELDS
 from simulator.report.figures import Line, curves, heatmap
 from simulator.report.grids import F_FIELDS, Grid, attack_grids, axis_grids
 from simulator.report.load import Design, Setting
@@ -75,17 +77,23 @@ def _panels(design: Design, setting: Setting, diagnostics: bool) -> dict[str, li
     return {attack: lines for attack, lines in panels.items() if lines}
 
 
+def time_axis(design: Design) -> str:
+    """"round" when the runs are federated (an identity with federated fields), else "step"."""
+    return "round" if any(set(g.identity) & set(FEDERATED_FIELDS) for g in design.groups) else "step"
+
+
 def curve_plots(design: Design, *, diagnostics: bool = False) -> Iterator[Plot]:
-    """Per setting: accuracy vs step (or, with ``diagnostics``, the aggregate's relative distance)."""
+    """Per setting: accuracy vs step or round (or, with ``diagnostics``, the aggregate's relative distance)."""
+    axis = time_axis(design)
     for setting, slug in zip(design.settings, slugs(design.settings)):
         title = fixed_title(design.fixed, setting)
         if diagnostics:
             yield Plot(f"diagnostics{slug}", f"Aggregate's distance from the honest mean ({describe(setting)})",
                        curves(_panels(design, setting, True), title=title, band=False, log=True,
-                              ylabel="|aggregate - honest mean| / |honest mean|"))
+                              ylabel="|aggregate - honest mean| / |honest mean|", xlabel=axis))
         else:
-            yield Plot(f"curves{slug}", f"Test accuracy vs step ({describe(setting)})",
-                       curves(_panels(design, setting, False), title=title, ylabel="test accuracy"))
+            yield Plot(f"curves{slug}", f"Test accuracy vs {axis} ({describe(setting)})",
+                       curves(_panels(design, setting, False), title=title, ylabel="test accuracy", xlabel=axis))
 
 
 def plots(design: Design, summaries: Sequence[Summary], cases: Sequence[WorstCase], metric: str, *,

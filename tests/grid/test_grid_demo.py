@@ -1,4 +1,4 @@
-"""The demo grid tells the rules apart (slow: the whole `make demo` grid, about a minute)."""
+"""The demo grid tells the rules apart (slow: the whole `make demo` grid, about 20 seconds)."""
 from pathlib import Path
 
 import pytest

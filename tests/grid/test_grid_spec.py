@@ -96,6 +96,7 @@ nb_workers = [11, 13]
     (BASE + "[[exclude]]\nbogus = 1\n", r"\[\[exclude\]\]: unknown key 'bogus'"),
     (BASE + "lr = [0.1\n", "not valid TOML"),
     ('[grids]\n', "at least one named table"),
+    ("# nothing here\n", "sets no field"),
     (BASE + 'nb_decl_byz = 20\n', "nb_decl_byz"),
 ])
 def test_bad_grid_files_are_one_error_naming_the_file_and_key(tmp_path, text, words):

@@ -94,3 +94,19 @@ def test_the_report_writes_each_figure_as_png_and_pdf_and_a_table_per_setting(ru
         rows = list(csv.DictReader(handle))
     assert len(rows) == 8 and {r["nb_real_byz"] for r in rows} == {"1", "2"}
     assert all(r["attack_free"] == "" and r["drop"] == "" for r in rows)  # no attack-free run in this grid
+
+
+def test_curves_run_over_steps_and_over_rounds_for_federated_runs(figures, tmp_path):
+    assert all(ax.get_xlabel() in ("step", "") for p in figures.values() if p.stem.startswith("curves")
+               for ax in p.figure.axes)
+    root = tmp_path / "federated"
+    for aggregator in AGGREGATORS:
+        run(Config(dataset="digits", clients=8, clients_per_round=6, nb_real_byz=1, nb_decl_byz=1, local_steps=2,
+                   aggregator=aggregator, attack="signflip", steps=2, eval_every=1, batch_size=16,
+                   output=str(root)), progress=False)
+    design = load(root)
+    summaries = summarise(design)
+    (curves,) = [p for p in plots(design, summaries, worst_cases(summaries, "final"), "final", diagnostics=False)
+                 if p.stem.startswith("curves")]
+    assert "vs round" in curves.caption
+    assert {ax.get_xlabel() for ax in curves.figure.axes if ax.get_visible()} == {"round"}

@@ -26,6 +26,7 @@ from simulator.identity import NEUTRAL_FIELDS
     (dict(engine="loop", chunk_size=4), dict(engine="loop")),
     (dict(device="cpu"), dict(device="cpu:0")),
     (dict(output="a", checkpoint_every=5, data_root="/x"), dict(output="b", checkpoint_every=50)),
+    (dict(local_steps=3, local_lr=0.05, lr=0.1), dict(local_steps=3, local_lr=0.05, lr=0.2, lr_schedule="cosine")),
 ])
 def test_each_pair_names_one_experiment(a, b):
     assert Config(**a).run_id() == Config(**b).run_id()
@@ -39,6 +40,7 @@ def test_each_pair_names_one_experiment(a, b):
     (dict(momentum=0.9, momentum_at="worker"), dict(momentum=0.9, momentum_at="server")),
     (dict(aggregator="cclip(tau=5)"), dict(aggregator="cclip(tau=6)")),
     (dict(attack="alie(z=1.5)"), dict(attack="alie(z=-1.5)")),
+    (dict(local_steps=3, lr=0.1), dict(local_steps=3, lr=0.2)),  # without a local_lr the clients use lr
 ])
 def test_what_changes_the_numbers_changes_the_id(a, b):
     assert Config(**a).run_id() != Config(**b).run_id()

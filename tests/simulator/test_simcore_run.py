@@ -3,6 +3,7 @@ determinism, resume, momentum placements and the Python API."""
 import pytest
 import torch
 
+from experiments.tools import UserException
 from simulator import Config, load_result, run
 from simulator.simulation import Simulation
 from simulator.store import CHECKPOINT, CONFIG, EVALS, METRICS, SUMMARY
@@ -77,6 +78,16 @@ def test_a_killed_run_resumes_to_the_same_result(small, tmp_path, monkeypatch, a
     assert _without_time(resumed.metrics) == _without_time(reference.metrics)
     assert resumed.evaluations == reference.evaluations
     assert all(torch.equal(_params(resumed)[k], _params(reference)[k]) for k in _params(reference))
+
+
+def test_a_checkpoint_never_resumes_under_another_engine(small):
+    """`auto` may resolve differently on another machine or torch: the checkpoint's engine must match."""
+    config = small(engine="auto", steps=5)
+    state = Simulation(config).state_dict()
+    assert state["engine_name"] == "vmap"
+    state["engine_name"] = "loop"
+    with pytest.raises(UserException, match="never resumes under another engine"):
+        Simulation(config).load_state_dict(state)
 
 
 def test_a_finished_run_is_not_run_again(small, monkeypatch):

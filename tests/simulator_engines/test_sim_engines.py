@@ -148,6 +148,18 @@ def test_a_restored_engine_state_replays_the_same_dropout_masks():
     assert torch.equal(resumed.gradients(inputs, targets)[0], expected)
 
 
+def test_a_restored_engine_keeps_the_chunk_size_it_started_with():
+    net = model(dropout_mlp)
+    inputs, targets = batches((1, 8, 8), k=5)
+    engine = make_engine("vmap", net, F.cross_entropy, chunk_size=2, seed=3)  # e.g. chosen from a GPU's memory
+    state = engine.state_dict()
+    expected = engine.gradients(inputs, targets)[0]
+    resumed = make_engine("vmap", net, F.cross_entropy, chunk_size=4, seed=3)  # another machine's choice
+    resumed.load_state_dict(state)
+    assert resumed.chunk_size == 2
+    assert torch.equal(resumed.gradients(inputs, targets)[0], expected)
+
+
 class DataDependent(nn.Module):
     """A branch on the data's value: fine for autograd, impossible under vmap."""
 
