@@ -95,8 +95,17 @@ def slices(count: int, ranks: int) -> list[range]:
 
 
 # ---------------------------------------------------------------- transport
+def _who(rank: int) -> str:
+    return "The server (rank 0)" if rank == 0 else f"Worker rank {rank}"
+
+
 def _send(tensor: torch.Tensor, dst: int) -> None:
-    dist.send(tensor.contiguous(), dst)
+    """Send to ``dst`` (blocking, bounded by the group's timeout), or raise naming the rank."""
+    try:
+        dist.send(tensor.contiguous(), dst)
+    except Exception as err:  # the peer died (connection closed) or hangs (send timed out)
+        raise UserException(f"{_who(dst)} did not take a message (it died or hangs): "
+                            f"{str(err).strip().splitlines()[0][:300]}") from None
 
 
 def _recv(like: torch.Tensor, src: int, timeout: datetime.timedelta, what: str) -> torch.Tensor:
@@ -104,8 +113,8 @@ def _recv(like: torch.Tensor, src: int, timeout: datetime.timedelta, what: str) 
     try:
         dist.irecv(like, src).wait(timeout)
     except Exception as err:
-        raise UserException(f"Worker rank {src} did not send {what} within {timeout.total_seconds():g} s "
-                            f"(it died or hangs): {str(err).splitlines()[0]}") from None
+        raise UserException(f"{_who(src)} did not send {what} within {timeout.total_seconds():g} s "
+                            f"(it died or hangs): {str(err).strip().splitlines()[0]}") from None
     return like
 
 
