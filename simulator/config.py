@@ -113,8 +113,8 @@ class Config:
     checkpoint_every: int = _f(100, "write a resumable checkpoint every this many steps")
     seed: int = _f(1, "seed of every random generator of the run")
     device: str = _f("cpu", 'torch device, e.g. "cpu", "cuda", "cuda:1"')
-    engine: str = _f("auto", "gradient engine: auto (vmap, or loop when vmap fails), vmap, grouped (Conv/Linear models, "
-                   "fastest on CPU), loop, or distributed (under torchrun)")
+    engine: str = _f("auto", "gradient engine: auto (vmap, or loop when vmap fails), vmap, grouped "
+                             "(Conv/Linear models, fastest on CPU), loop, or distributed (under torchrun)")
     chunk_size: int | None = _f(None, "vmap/grouped engines: workers per batched pass (default: as many as fit "
                                       "--memory-budget, or a GPU's free memory; all on a CPU)")
     memory_budget: float | None = _f(None, "vmap/grouped engines: GiB for the workers' batched pass, which sets the "
@@ -230,90 +230,114 @@ class Config:
     def validate(self) -> "Config":
         """Check types, numbers and choices; raise UserException on the first problem."""
         _check_types(self)
-        where = "clients" if self.clients is not None else "nb_workers"
-        checks = [
-            (self.nb_workers >= 1, "nb_workers must be at least 1"),
-            (self.nb_decl_byz >= 0, "nb_decl_byz must be non-negative"),
-            (self.real_byz >= 0, "nb_real_byz must be non-negative"),
-            (self.clients is None or self.clients >= 1, "clients must be at least 1"),
-            (self.participation is None or 0 < self.participation <= 1, "participation must be in (0, 1]"),
-            (self.nb_decl_byz < self.per_round,
-             f"nb_decl_byz ({self.nb_decl_byz}) must be below the {self.per_round} workers of a step"),
-            (self.real_byz < self.pool, f"the real number of Byzantine workers ({self.real_byz}) must be below "
-                                        f"{where} ({self.pool})"),
-            (self.batch_size >= 1, "batch_size must be at least 1"),
-            (self.test_batch_size >= 1, "test_batch_size must be at least 1"),
-            (self.steps >= 1, "steps must be at least 1"),
-            (self.lr > 0, "lr must be positive"),
-            (self.lr_gamma > 0, "lr_gamma must be positive"),
-            (0 <= self.lr_min <= self.lr, "lr_min must be in [0, lr]"),
-            (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
-            (0 <= self.dampening <= 1, "dampening must be in [0, 1]"),
-            (self.momentum_at in MOMENTUM_PLACEMENTS, f"momentum_at must be one of {', '.join(MOMENTUM_PLACEMENTS)}"),
-            (not self.nesterov or self.momentum > 0, "nesterov needs a positive momentum"),
-            (self.weight_decay >= 0, "weight_decay must be non-negative"),
-            (self.l2 >= 0, "l2 must be non-negative"),
-            (self.clip is None or self.clip > 0, "clip must be positive"),
-            (self.alpha > 0, "alpha must be positive"),
-            (0 <= self.gamma <= 1, "gamma must be in [0, 1]"),
-            (0 <= self.validation_split < 1, "validation_split must be in [0, 1)"),
-            (self.dist_timeout > 0, "dist_timeout must be positive"),
-            (self.local_steps >= 1, "local_steps must be at least 1"),
-            (self.local_lr is None or self.local_lr > 0, "local_lr must be positive"),
-            (0 <= self.local_momentum < 1, "local_momentum must be in [0, 1)"),
-            (self.local_batches in ("fresh", "same"), "local_batches must be fresh or same"),
-            (self.clients is not None or (self.clients_per_round is None and self.participation is None),
-             "clients_per_round and participation need a pool: set clients"),
-            (self.clients_per_round is None or self.participation is None,
-             "give clients_per_round or participation, not both"),
-            (self.clients_per_round is None or 1 <= self.clients_per_round <= self.pool,
-             f"clients_per_round must be in [1, clients] (clients = {self.pool})"),
-            (self.participation is None or 0 < self.participation <= 1, "participation must be in (0, 1]"),
-            (self.server_opt in ("sgd", "adam", "yogi"), "server_opt must be sgd, adam or yogi"),
-            (self.server_lr > 0, "server_lr must be positive"),
-            (len(self.server_betas) == 2 and all(0 <= b < 1 for b in self.server_betas),
-             "server_betas must be two numbers in [0, 1)"),
-            (self.server_eps > 0, "server_eps must be positive"),
-            (self.server_opt == "sgd" or self.momentum == 0 or self.momentum_at == "worker",
-             "adam and yogi keep their own moments: with server_opt adam or yogi, place momentum at the workers"),
-            (not self.federated or self.engine != "distributed",
-             "the distributed engine runs one-gradient steps; federated rounds run in one process"),
-
-            (self.dist_byzantine in ("server", "ranks"), "dist_byzantine must be server or ranks"),
-            (self.eval_every >= 1, "eval_every must be at least 1"),
-            (self.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
-            (self.lr_decay > 0, "lr_decay must be positive"),
-            (self.lr_decay_delta >= 1, "lr_decay_delta must be at least 1"),
-            (self.chunk_size is None or self.chunk_size >= 1, "chunk_size must be at least 1"),
-            (self.memory_budget is None or self.memory_budget > 0, "memory_budget must be positive"),
-            (self.loss in ("crossentropy", "nll"), "loss must be crossentropy or nll"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UserException(f"Invalid configuration: {message}.")
-        from simulator.engines import ENGINES
-        from simulator.partition import MODES
-        from simulator.schedule import SCHEDULES
-
-        SCHEDULES.get(self.lr_schedule)
-        MODES.get(self.heterogeneity)
-        ENGINES.get(self.engine)
-        try:
-            torch.device(self.device)
-        except RuntimeError:
-            raise UserException(f"Invalid configuration: unknown device {self.device!r} "
-                                "(use e.g. cpu, cuda or cuda:1).") from None
-        import aggregators
-        told = min(self.real_byz, self.per_round) if self.known_f else self.nb_decl_byz  # the largest f a round tells
-        aggregators.get(self.aggregator).check(self.per_round, told)
-        output = Path(self.output)
-        if output.exists() and not output.is_dir():
-            raise UserException(f"Invalid configuration: output {self.output!r} exists and is not a folder.")
-        if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in self.server_betas):
-            raise UserException("Invalid configuration: server_betas must be two numbers.")
-        if not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in self.lr_milestones):
-            raise UserException("Invalid configuration: lr_milestones must be a list of positive step numbers.")
+        for group in (_population_checks, _training_checks, _federated_checks, _execution_checks):
+            for ok, message in group(self):
+                if not ok:
+                    raise UserException(f"Invalid configuration: {message}.")
+        _check_choices(self)
         return self
+
+
+def _population_checks(c: Config) -> list[tuple[bool, str]]:
+    """Workers, attackers and the data split."""
+    where = "clients" if c.clients is not None else "nb_workers"
+    return [
+        (c.nb_workers >= 1, "nb_workers must be at least 1"),
+        (c.nb_decl_byz >= 0, "nb_decl_byz must be non-negative"),
+        (c.real_byz >= 0, "nb_real_byz must be non-negative"),
+        (c.clients is None or c.clients >= 1, "clients must be at least 1"),
+        (c.participation is None or 0 < c.participation <= 1, "participation must be in (0, 1]"),
+        (c.nb_decl_byz < c.per_round,
+         f"nb_decl_byz ({c.nb_decl_byz}) must be below the {c.per_round} workers of a step"),
+        (c.real_byz < c.pool, f"the real number of Byzantine workers ({c.real_byz}) must be below {where} ({c.pool})"),
+        (c.alpha > 0, "alpha must be positive"),
+        (0 <= c.gamma <= 1, "gamma must be in [0, 1]"),
+        (0 <= c.validation_split < 1, "validation_split must be in [0, 1)"),
+    ]
+
+
+def _training_checks(c: Config) -> list[tuple[bool, str]]:
+    """Batches, the learning-rate schedule, momentum and regularisation."""
+    return [
+        (c.batch_size >= 1, "batch_size must be at least 1"),
+        (c.test_batch_size >= 1, "test_batch_size must be at least 1"),
+        (c.steps >= 1, "steps must be at least 1"),
+        (c.lr > 0, "lr must be positive"),
+        (c.lr_gamma > 0, "lr_gamma must be positive"),
+        (0 <= c.lr_min <= c.lr, "lr_min must be in [0, lr]"),
+        (c.lr_decay > 0, "lr_decay must be positive"),
+        (c.lr_decay_delta >= 1, "lr_decay_delta must be at least 1"),
+        (0 <= c.momentum < 1, "momentum must be in [0, 1)"),
+        (0 <= c.dampening <= 1, "dampening must be in [0, 1]"),
+        (c.momentum_at in MOMENTUM_PLACEMENTS, f"momentum_at must be one of {', '.join(MOMENTUM_PLACEMENTS)}"),
+        (not c.nesterov or c.momentum > 0, "nesterov needs a positive momentum"),
+        (c.weight_decay >= 0, "weight_decay must be non-negative"),
+        (c.l2 >= 0, "l2 must be non-negative"),
+        (c.clip is None or c.clip > 0, "clip must be positive"),
+        (c.loss in ("crossentropy", "nll"), "loss must be crossentropy or nll"),
+    ]
+
+
+def _federated_checks(c: Config) -> list[tuple[bool, str]]:
+    """Local steps, the client pool and the server optimiser."""
+    return [
+        (c.local_steps >= 1, "local_steps must be at least 1"),
+        (c.local_lr is None or c.local_lr > 0, "local_lr must be positive"),
+        (0 <= c.local_momentum < 1, "local_momentum must be in [0, 1)"),
+        (c.local_batches in ("fresh", "same"), "local_batches must be fresh or same"),
+        (c.clients is not None or (c.clients_per_round is None and c.participation is None),
+         "clients_per_round and participation need a pool: set clients"),
+        (c.clients_per_round is None or c.participation is None, "give clients_per_round or participation, not both"),
+        (c.clients_per_round is None or 1 <= c.clients_per_round <= c.pool,
+         f"clients_per_round must be in [1, clients] (clients = {c.pool})"),
+        (c.server_opt in ("sgd", "adam", "yogi"), "server_opt must be sgd, adam or yogi"),
+        (c.server_lr > 0, "server_lr must be positive"),
+        (all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in c.server_betas),
+         "server_betas must be two numbers"),
+        (len(c.server_betas) == 2 and all(0 <= b < 1 for b in c.server_betas),
+         "server_betas must be two numbers in [0, 1)"),
+        (c.server_eps > 0, "server_eps must be positive"),
+        (c.server_opt == "sgd" or c.momentum == 0 or c.momentum_at == "worker",
+         "adam and yogi keep their own moments: with server_opt adam or yogi, place momentum at the workers"),
+        (not c.federated or c.engine != "distributed",
+         "the distributed engine runs one-gradient steps; federated rounds run in one process"),
+    ]
+
+
+def _execution_checks(c: Config) -> list[tuple[bool, str]]:
+    """Evaluation, checkpoints, engines and the distributed run."""
+    return [
+        (c.eval_every >= 1, "eval_every must be at least 1"),
+        (c.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
+        (c.chunk_size is None or c.chunk_size >= 1, "chunk_size must be at least 1"),
+        (c.memory_budget is None or c.memory_budget > 0, "memory_budget must be positive"),
+        (c.dist_timeout > 0, "dist_timeout must be positive"),
+        (c.dist_byzantine in ("server", "ranks"), "dist_byzantine must be server or ranks"),
+        (all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in c.lr_milestones),
+         "lr_milestones must be a list of positive step numbers"),
+    ]
+
+
+def _check_choices(c: Config) -> None:
+    """Names that registries resolve (schedule, split, engine, rule), the device and the output folder."""
+    from simulator.engines import ENGINES
+    from simulator.partition import MODES
+    from simulator.schedule import SCHEDULES
+    import aggregators
+
+    SCHEDULES.get(c.lr_schedule)
+    MODES.get(c.heterogeneity)
+    ENGINES.get(c.engine)
+    try:
+        torch.device(c.device)
+    except RuntimeError:
+        raise UserException(f"Invalid configuration: unknown device {c.device!r} "
+                            "(use e.g. cpu, cuda or cuda:1).") from None
+    told = min(c.real_byz, c.per_round) if c.known_f else c.nb_decl_byz  # the largest f a round tells
+    aggregators.get(c.aggregator).check(c.per_round, told)
+    output = Path(c.output)
+    if output.exists() and not output.is_dir():
+        raise UserException(f"Invalid configuration: output {c.output!r} exists and is not a folder.")
 
 
 @functools.cache
