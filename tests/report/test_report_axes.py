@@ -68,7 +68,8 @@ def test_the_f_heatmap_holds_the_worst_case_over_attacks_at_each_f(runs, figures
     assert [t.get_text() for t in ax.get_yticklabels()] == list(AGGREGATORS)
     expected = [[min(finals[a, attack, f, "iid"] for attack in ATTACKS) for f in (1, 2)] for a in AGGREGATORS]
     np.testing.assert_allclose(ax.images[0].get_array(), expected)
-    assert "heterogeneity=iid" in ax.get_title() and "dataset=digits" in ax.get_title()
+    title = ax.figure.get_suptitle()
+    assert "heterogeneity=iid" in title and "dataset=digits" in title
     worst_attack = min(ATTACKS, key=lambda attack: finals["median", attack, 1, "iid"])
     assert any(t.get_text().endswith(f"\n{worst_attack}") for t in ax.texts)
 
@@ -80,7 +81,7 @@ def test_the_heterogeneity_heatmap_has_one_column_per_split(runs, figures):
     expected = [[min(finals[a, attack, 2, h] for attack in ATTACKS) for h in ("dirichlet", "iid")]
                 for a in AGGREGATORS]
     np.testing.assert_allclose(ax.images[0].get_array(), expected)
-    assert "f=2" in ax.get_title()
+    assert "f=2" in ax.figure.get_suptitle()
 
 
 def test_the_report_writes_each_figure_as_png_and_pdf_and_a_table_per_setting(runs, figures, tmp_path):

@@ -148,7 +148,7 @@ def test_the_figures_have_one_panel_per_attack_and_one_line_per_rule(grid):
     image = heatmap.axes[0].images[0]
     assert image.get_clim() == (0, 1) and image.get_array().shape == (2, 3)
     assert [t.get_text() for t in heatmap.axes[0].get_xticklabels()] == list(ATTACKS)
-    assert "dataset=digits" in heatmap.axes[0].get_title() and "n=7" in heatmap.axes[0].get_title()
+    assert "dataset=digits" in heatmap.get_suptitle() and "n=7" in heatmap.get_suptitle()
     for stem in ("curves", "diagnostics"):
         panels = [ax for ax in figures[stem].axes if ax.get_visible()]
         assert [ax.get_title() for ax in panels] == [f"attack: {a}" for a in ATTACKS]
