@@ -20,6 +20,7 @@ SLOW = {
     "step.py": ["--quick"],
     "entry_points.py": ["--rounds", "1"],
     "fused.py": ["--sizes", "10:5000", "--repeats", "1"],
+    "demo.py": ["--rounds", "1"],
 }
 
 
