@@ -3,6 +3,10 @@
 - Output: ``<output>/<run id>/`` per run, the grid file copied in as
   ``grid.toml``. A run whose ``summary.json`` exists is skipped, so an
   interrupted grid resumes (each unfinished run from its last checkpoint).
+- Order: pending runs start seed by seed (all runs of the lowest seed, then
+  of the next, ...), so a long grid stopped part-way has every cell at
+  one seed before it repeats any (a study spread over several sittings can be
+  read after each).
 - Failures: a run that raises is recorded in ``<output>/errors/<run id>.txt``
   (its configuration and traceback) and does not stop the others.
 - ``jobs``: that many runs at a time in worker processes that live for the
@@ -14,8 +18,11 @@
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
+import signal
+import threading
 import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -29,7 +36,7 @@ from simulator.config import Config
 from simulator.grid.spec import Grid
 from simulator.store import CONFIG, SUMMARY
 
-__all__ = ["GridOutcome", "parse_shard", "shard_of", "prepare", "run_grid", "GRID_FILE", "ERRORS"]
+__all__ = ["GridOutcome", "parse_shard", "shard_of", "seed_major", "prepare", "run_grid", "GRID_FILE", "ERRORS"]
 
 GRID_FILE, ERRORS = "grid.toml", "errors"
 
@@ -80,6 +87,11 @@ def prepare(grid: Grid, output: str | Path, *, append: bool = False) -> list[Con
     return configs
 
 
+def seed_major(configs: list[Config]) -> list[Config]:
+    """The runs ordered by seed, grid order kept within a seed: every cell once before any twice."""
+    return sorted(configs, key=lambda c: c.seed)
+
+
 def _finished(config: Config) -> bool:
     return (config.folder() / SUMMARY).exists()
 
@@ -93,7 +105,7 @@ def run_grid(grid: Grid, output: str | Path, *, jobs: int = 1, threads: int | No
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     atomic_write(output / GRID_FILE, grid.path.read_bytes())
-    pending = [c for c in configs if not _finished(c)]
+    pending = seed_major([c for c in configs if not _finished(c)])
     outcome = GridOutcome(skipped=len(configs) - len(pending))
     bar = tqdm(total=len(configs), initial=outcome.skipped, desc=f"grid {grid.name}", unit="run",
                disable=not progress)
@@ -121,8 +133,30 @@ def _execute(configs: list[Config], jobs: int, threads: int | None) -> Iterator[
         yield from map(_run_one, payloads)
         return
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked OpenMP state
-    with context.Pool(min(jobs, len(configs)), initializer=_set_threads, initargs=(threads or 1,)) as pool:
+    with _terminate_as_exit(), \
+            context.Pool(min(jobs, len(configs)), initializer=_set_threads, initargs=(threads or 1,)) as pool:
         yield from pool.imap_unordered(_run_one, payloads)
+
+
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM raises SystemExit while the pool runs, so leaving the pool terminates its workers.
+
+    Python's default SIGTERM ends the process at once, and the workers would go on with their
+    runs, orphaned; a rerun of the grid would then write the same run folders twice at a time.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _set_threads(threads: int) -> None:

@@ -1,11 +1,17 @@
 """Running grids: one folder, skipping finished runs, resuming, failures, jobs, shards, the command."""
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from experiments.tools import UserException
 from simulator.cli import main
-from simulator.grid import load_grids, parse_shard, run_grid, shard_of
+from simulator.grid import load_grids, parse_shard, run_grid, runner, shard_of
 from simulator.simulation import Simulation
 from simulator.store import CHECKPOINT, SUMMARY
 
@@ -70,6 +76,18 @@ def test_an_interrupted_grid_resumes_each_run_from_its_checkpoint(grid, tmp_path
         assert resumed == (reference / config.run_id() / "evaluations.csv").read_text()
 
 
+def test_runs_start_seed_by_seed_so_a_stopped_grid_covers_every_cell_once(tmp_path, monkeypatch):
+    path = tmp_path / "seeds.toml"
+    path.write_text(GRID.replace("seeds = 1", "seeds = [2, 0, 1]"))
+    grid = load_grids(path)["seeds"]
+    started = []
+    monkeypatch.setattr(runner, "_execute", lambda configs, jobs, threads: started.extend(configs) or iter(()))
+    run_grid(grid, tmp_path / "out", progress=False)
+    assert [c.seed for c in started] == [0] * 4 + [1] * 4 + [2] * 4
+    cells = [(c.aggregator, c.attack) for c in grid.configs if c.seed == 0]
+    assert [(c.aggregator, c.attack) for c in started[:4]] == cells and len(set(cells)) == 4
+
+
 def test_shards_are_disjoint_complete_and_balanced(grid):
     slices = [shard_of(grid.configs, (i, 3)) for i in (1, 2, 3)]
     ids = [c.run_id() for part in slices for c in part]
@@ -120,3 +138,46 @@ def test_the_command_lists_runs_runs_them_and_reports_failures_in_its_exit_statu
     assert "2 run(s) failed" in capsys.readouterr().err
     assert main(["grid", spec, "--output", out, "--shard", "3/2"]) == 2
     assert "Malformed shard" in capsys.readouterr().err
+
+
+def _children(pid):
+    """Live child processes of pid, from /proc (zombies count as gone)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_terminating_a_grid_terminates_its_worker_processes(tmp_path):
+    path = tmp_path / "long.toml"
+    path.write_text(GRID.replace("steps = 6", "steps = 1000000").replace("checkpoint_every = 3", ""))
+    grid = subprocess.Popen([sys.executable, "-m", "simulator", "grid", str(path), "--jobs", "2", "--quiet",
+                             "--output", str(tmp_path / "out")], stderr=subprocess.PIPE)
+    deadline, workers = time.monotonic() + 120, []
+    while time.monotonic() < deadline and len(list((tmp_path / "out").glob("*/config.json"))) < 2:
+        time.sleep(0.2)
+    workers = [pid for pid in _children(grid.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert len(workers) == 2, grid.stderr.read().decode() if grid.poll() is not None else workers
+    grid.send_signal(signal.SIGTERM)
+    try:
+        assert grid.wait(timeout=60) != 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(map(_alive, workers)):
+            time.sleep(0.2)
+        assert not any(map(_alive, workers)), "the workers outlived the terminated grid"
+    finally:  # never leave a million-step run behind
+        for pid in filter(_alive, workers):
+            os.kill(pid, signal.SIGKILL)
