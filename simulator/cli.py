@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"byzsim: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        print(f"byzsim: {err or 'interrupted'}", file=sys.stderr)
+        print(f"byzsim: {str(err) or 'interrupted'}", file=sys.stderr)
         return 130
 
 

@@ -109,7 +109,7 @@ def run_grid(grid: Grid, output: str | Path, *, jobs: int = 1, threads: int | No
     outcome = GridOutcome(skipped=len(configs) - len(pending))
     bar = tqdm(total=len(configs), initial=outcome.skipped, desc=f"grid {grid.name}", unit="run",
                disable=not progress)
-    with bar:
+    with bar, _resume_hint(outcome):
         bar.set_postfix_str(outcome.line())
         for run_id, error in _execute(pending, jobs, threads):
             errors = output / ERRORS / f"{run_id}.txt"
@@ -124,6 +124,16 @@ def run_grid(grid: Grid, output: str | Path, *, jobs: int = 1, threads: int | No
     return outcome
 
 
+@contextlib.contextmanager
+def _resume_hint(outcome: GridOutcome) -> Iterator[None]:
+    """An interrupted grid says what it finished and how to resume."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"grid interrupted ({outcome.line()}); run the same command again to resume "
+                                f"(unfinished runs from their last checkpoint)") from None
+
+
 def _execute(configs: list[Config], jobs: int, threads: int | None) -> Iterator[tuple[str, str | None]]:
     """(run id, error text or None) per run, in completion order."""
     payloads = [c.to_dict() for c in configs]
@@ -133,14 +143,14 @@ def _execute(configs: list[Config], jobs: int, threads: int | None) -> Iterator[
         yield from map(_run_one, payloads)
         return
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked OpenMP state
-    with _terminate_as_exit(), \
+    with _terminate_as_interrupt(), \
             context.Pool(min(jobs, len(configs)), initializer=_set_threads, initargs=(threads or 1,)) as pool:
         yield from pool.imap_unordered(_run_one, payloads)
 
 
 @contextlib.contextmanager
-def _terminate_as_exit() -> Iterator[None]:
-    """SIGTERM raises SystemExit while the pool runs, so leaving the pool terminates its workers.
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM interrupts the runner like Ctrl-C while the pool runs, so leaving the pool terminates its workers.
 
     Python's default SIGTERM ends the process at once, and the workers would go on with their
     runs, orphaned; a rerun of the grid would then write the same run folders twice at a time.
@@ -148,15 +158,15 @@ def _terminate_as_exit() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _exit_on_signal(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _set_threads(threads: int) -> None:
@@ -173,6 +183,10 @@ def _run_one(payload: dict) -> tuple[str, str | None]:
         run(config, progress=False)
     except Exception:  # recorded for the user; the grid goes on
         return config.run_id(), f"{_describe(config)}\n\n{traceback.format_exc()}"
+    except KeyboardInterrupt as interrupt:  # Ctrl-C reaches the workers too: one line, not a traceback each
+        if multiprocessing.parent_process() is None:
+            raise
+        return config.run_id(), f"{_describe(config)}\n\n{interrupt}"
     return config.run_id(), None
 
 

@@ -161,23 +161,30 @@ def _alive(pid):
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
-def test_terminating_a_grid_terminates_its_worker_processes(tmp_path):
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_interrupting_a_grid_stops_its_worker_processes_and_says_how_to_resume(tmp_path, how):
     path = tmp_path / "long.toml"
     path.write_text(GRID.replace("steps = 6", "steps = 1000000").replace("checkpoint_every = 3", ""))
     grid = subprocess.Popen([sys.executable, "-m", "simulator", "grid", str(path), "--jobs", "2", "--quiet",
-                             "--output", str(tmp_path / "out")], stderr=subprocess.PIPE)
-    deadline, workers = time.monotonic() + 120, []
+                             "--output", str(tmp_path / "out")], stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list((tmp_path / "out").glob("*/config.json"))) < 2:
         time.sleep(0.2)
     workers = [pid for pid in _children(grid.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
     assert len(workers) == 2, grid.stderr.read().decode() if grid.poll() is not None else workers
-    grid.send_signal(signal.SIGTERM)
+    if how == "ctrl-c":  # a terminal signals the whole foreground process group
+        os.killpg(grid.pid, signal.SIGINT)
+    else:  # a batch system signals the job's process
+        grid.send_signal(signal.SIGTERM)
     try:
-        assert grid.wait(timeout=60) != 0
+        assert grid.wait(timeout=60) == 130
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and any(map(_alive, workers)):
             time.sleep(0.2)
-        assert not any(map(_alive, workers)), "the workers outlived the terminated grid"
+        assert not any(map(_alive, workers)), "the workers outlived the interrupted grid"
+        err = grid.stderr.read().decode()
+        assert "grid interrupted (0 done" in err and "run the same command again to resume" in err
+        assert "Traceback" not in err
     finally:  # never leave a million-step run behind
         for pid in filter(_alive, workers):
             os.kill(pid, signal.SIGKILL)
