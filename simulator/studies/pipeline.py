@@ -31,7 +31,7 @@ from simulator.studies.study import Results, Study, Verdict
 __all__ = ["Reproduction", "choose_dataset", "reproduce", "check_claims"]
 
 STAND_IN = "fashionmnist"
-CLAIMS_CSV, CLAIMS_MD, README = "claims.csv", "claims.md", "README.md"
+CLAIMS_CSV, CLAIMS_MD, COMPARISON_CSV, README = "claims.csv", "claims.md", "comparison.csv", "README.md"
 
 
 @dataclass
@@ -81,11 +81,13 @@ def reproduce(name: str, *, quick: bool = False, dataset: str | None = None, dat
                    for c in (dataclasses.replace(c, output=str(out)) for c in configs))
     verdicts = None
     if complete:
-        verdicts = check_claims(study, out)
-        _write_claims(study, verdicts, out)
+        results = Results(summarise(load(out)), study.metric)
+        verdicts = [claim.check(results) for claim in study.claims]
+        comparison = study.comparison(results) if study.comparison else []
+        _write_claims(study, verdicts, comparison, out)
         write_report(out, metric=study.metric)
         if publish:
-            _publish(study, grid, out, Path(publish), used, note, verdicts, quick)
+            _publish(study, grid, out, Path(publish), used, note, verdicts, comparison, quick)
     return Reproduction(study, grid, out, used, note, outcome, verdicts, time.perf_counter() - start)
 
 
@@ -107,10 +109,25 @@ def _claims_table(study: Study, verdicts: list[Verdict]) -> str:
     return "\n".join(lines)
 
 
-def _write_claims(study: Study, verdicts: list[Verdict], out: Path) -> None:
+def _comparison_table(rows: list[dict[str, str]]) -> str:
+    """The comparison rows as a markdown table under its heading ('' without rows)."""
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
+    lines += ["| " + " | ".join(row[c] for c in columns) + " |" for row in rows]
+    return "## Beside the paper\n\n" + "\n".join(lines) + "\n"
+
+
+def _write_claims(study: Study, verdicts: list[Verdict], comparison: list[dict[str, str]], out: Path) -> None:
+    """claims.csv, claims.md (with the comparison table), and comparison.csv when the study has one."""
     atomic_write(out / CLAIMS_CSV, csv_bytes(["claim", "ours", "paper", "verdict", "reason"],
                                              _claims_rows(study, verdicts)))
+    if comparison:
+        atomic_write(out / COMPARISON_CSV, csv_bytes(list(comparison[0]), comparison))
     page = f"# Claims: {study.title} ({study.citation})\n\n{_claims_table(study, verdicts)}\n"
+    if comparison:
+        page += "\n" + _comparison_table(comparison)
     atomic_write(out / CLAIMS_MD, page.encode())
 
 
@@ -131,15 +148,16 @@ def _wall_time(out: Path) -> float:
 
 
 def _publish(study: Study, grid: Grid, out: Path, dest: Path, dataset: str, note: str,
-             verdicts: list[Verdict], quick: bool) -> None:
-    """README.md (claims, command, dataset, time, machine, version, notes), the CSV tables and PNG figures."""
+             verdicts: list[Verdict], comparison: list[dict[str, str]], quick: bool) -> None:
+    """README.md (claims, comparison, command, dataset, time, machine, version, notes), CSV tables, PNG figures."""
     write_report(out, dest, metric=study.metric, formats=("png",))
-    _write_claims(study, verdicts, dest)
+    _write_claims(study, verdicts, comparison, dest)
     hours = _wall_time(out) / 3600
     command = f"byzsim reproduce {study.name}{' --quick' if quick else ''} --jobs 2 --publish {dest}"
     notes = study.notes_file
     parts = [f"# Reproduction: {study.title}", "", f"{study.citation}.", "",
              "## Claims", "", _claims_table(study, verdicts), "",
+             *([_comparison_table(comparison)] if comparison else []),
              "## How this was made", "",
              f"- Command: `{command}` ({len(grid.configs)} runs; the grid is "
              f"`{study.grid_file.relative_to(Path(__file__).parents[2])}`).",

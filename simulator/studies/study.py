@@ -4,8 +4,10 @@ A study is data, kept in ``simulator/studies/papers/``: a grid file
 ``<name>.toml`` (named grids ``full`` and ``quick``), the paper's numbers as
 plain values, its claims, each a small function from the result table to a
 `Verdict` (our numbers, the paper's, and holds / does not hold / not
-comparable, with one sentence of reason), and ``<name>.md``: what differs
-from the paper's setup and what the committed results show.
+comparable, with one sentence of reason), optionally a comparison table
+(our number beside the paper's in every cell the paper reports), and
+``<name>.md``: what differs from the paper's setup and what the committed
+results show.
 """
 from __future__ import annotations
 
@@ -52,6 +54,8 @@ class Study:
     metric: str  # the accuracy the claims and the report use: final, best or last5 (the paper's convention)
     home: Path  # the folder holding <name>.toml and <name>.md
     references: dict[str, Any] = field(default_factory=dict)
+    # Our numbers beside the paper's, cell by cell: rows of one table (column -> text), published with the claims.
+    comparison: Callable[["Results"], list[dict[str, str]]] | None = None
 
     @property
     def grid_file(self) -> Path:

@@ -90,6 +90,34 @@ def test_momentum_claim_counts_costly_settings_and_recoveries():
     assert verdict.status == FAILS and verdict.ours.startswith("1/2")  # median recovers half, trmean 7%; bulyan not costly
 
 
+def test_bucketing_claims_and_comparison_on_a_hand_made_table():
+    from simulator.studies.papers import bucketing as b
+
+    sorted_, rows = dict(heterogeneity="extreme", momentum=0.0), [summary("average", "none", 0.90,
+                                                                          heterogeneity="extreme", momentum=0.0)]
+    values = {"median": (0.50, 0.80), "krum": (0.30, 0.60), b.RFA: (0.85, 0.89), "cclip(iters=3)": (0.88, 0.89)}
+    for rule, (without, with_) in values.items():
+        for spec in b.ATTACKS.values():
+            rows += [summary(rule, spec, without, **sorted_), summary(f"bucketing(s=2)>{rule}", spec, with_, **sorted_)]
+    rows += [summary("cclip(iters=3)", spec, 0.9, heterogeneity="extreme", momentum=0.9)
+             for spec in b.ATTACKS.values()]
+    rows += [summary("median", b.ATTACKS["mimic"], 0.87, heterogeneity="iid", momentum=0.0)]
+    results = Results(rows, "last5")
+    assert [c.check(results).status for c in get("bucketing").claims] == [HOLDS, HOLDS, HOLDS]
+    assert "CM 5/5" in get("bucketing").claims[0].check(results).ours
+    assert "15/15 cells" in get("bucketing").claims[1].check(results).ours  # CM, Krum, RFA lose 5+; CClip 2
+    table = b.beside_the_paper(results)
+    assert len(table) == 1 + 20 + 5 + 5
+    cm_bf = next(r for r in table if r["setting"] == "CM, label-sorted" and r["attack"] == "BF")
+    assert cm_bf == {"setting": "CM, label-sorted", "attack": "BF", "ours": "50.0", "ours, bucketing": "80.0",
+                     "paper": "37.2", "paper, bucketing": "46.9"}
+    momentum = next(r for r in table if "momentum" in r["setting"])
+    assert (momentum["ours"], momentum["ours, bucketing"]) == ("90.0", "not run")  # a cell of the design, not run
+    iid = {r["setting"]: r for r in table if "IID" in r["setting"]}
+    assert iid["CM, IID"]["ours"] == "87.0" and iid["Krum, IID"]["ours"] == "not run"
+    assert iid["CM, IID"]["ours, bucketing"] == "-" and iid["CM, IID"]["paper"] == "90.8"
+
+
 def test_unknown_study_and_missing_name_are_user_errors(capsys):
     with pytest.raises(UserException, match="Unknown study 'bucket'"):
         get("bucket")
@@ -108,5 +136,7 @@ def test_the_quick_variant_runs_and_checks_its_claims(name, tmp_path):
     readme = (tmp_path / "published" / "README.md").read_text()
     assert "## Claims" in readme and "byzsim reproduce" in readme and done.dataset in readme
     assert (tmp_path / "published" / "claims.csv").exists() and (tmp_path / "published" / "report.md").exists()
+    assert ("## Beside the paper" in readme) == (get(name).comparison is not None)
+    assert (tmp_path / "published" / "comparison.csv").exists() == (get(name).comparison is not None)
     assert not list((tmp_path / "published").rglob("*.pdf")) and not list((tmp_path / "published").rglob("*.pt"))
     assert check_claims(get(name), tmp_path / "runs") == done.verdicts
