@@ -144,8 +144,10 @@ def _execute(configs: list[Config], jobs: int, threads: int | None) -> Iterator[
         return
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked OpenMP state
     with _terminate_as_interrupt(), \
-            context.Pool(min(jobs, len(configs)), initializer=_set_threads, initargs=(threads or 1,)) as pool:
+            context.Pool(min(jobs, len(configs)), initializer=_init_worker, initargs=(threads or 1,)) as pool:
         yield from pool.imap_unordered(_run_one, payloads)
+        pool.close()  # the workers exit on their own (leaving the block would kill them)
+        pool.join()
 
 
 @contextlib.contextmanager
@@ -167,6 +169,17 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _init_worker(threads: int) -> None:
+    """A pool worker: its torch threads, and tqdm's lock as a thread lock.
+
+    Left to itself, tqdm makes a multiprocessing lock in every spawned worker, which a worker
+    killed by an interrupted grid never releases: Python then warns of "leaked semaphore
+    objects". The workers' runs draw no progress bars, so a thread lock serves.
+    """
+    tqdm.set_lock(threading.RLock())
+    _set_threads(threads)
 
 
 def _set_threads(threads: int) -> None:
