@@ -84,7 +84,7 @@ def connect(timeout: float, device: str) -> Connection:
         except Exception as err:  # unreachable rendezvous, refused port, timeout
             raise UserException(f"Cannot join the process group at {os.environ['MASTER_ADDR']}:"
                                 f"{os.environ['MASTER_PORT']} as rank {rank} of {world}: "
-                                f"{str(err).splitlines()[0]}") from None
+                                f"{_reason(err)}") from None
     return Connection(rank, world, local, span)
 
 
@@ -99,13 +99,18 @@ def _who(rank: int) -> str:
     return "The server (rank 0)" if rank == 0 else f"Worker rank {rank}"
 
 
+def _reason(err: Exception) -> str:
+    """The first line of a transport error (torch's can run to pages), at most 300 characters."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+
+
 def _send(tensor: torch.Tensor, dst: int) -> None:
     """Send to ``dst`` (blocking, bounded by the group's timeout), or raise naming the rank."""
     try:
         dist.send(tensor.contiguous(), dst)
     except Exception as err:  # the peer died (connection closed) or hangs (send timed out)
         raise UserException(f"{_who(dst)} did not take a message (it died or hangs): "
-                            f"{str(err).strip().splitlines()[0][:300]}") from None
+                            f"{_reason(err)}") from None
 
 
 def _recv(like: torch.Tensor, src: int, timeout: datetime.timedelta, what: str) -> torch.Tensor:
@@ -114,7 +119,7 @@ def _recv(like: torch.Tensor, src: int, timeout: datetime.timedelta, what: str) 
         dist.irecv(like, src).wait(timeout)
     except Exception as err:
         raise UserException(f"{_who(src)} did not send {what} within {timeout.total_seconds():g} s "
-                            f"(it died or hangs): {str(err).strip().splitlines()[0]}") from None
+                            f"(it died or hangs): {_reason(err)}") from None
     return like
 
 
@@ -333,7 +338,7 @@ def _server_command(header: torch.Tensor, connection: Connection) -> tuple[int, 
         dist.irecv(header, 0).wait(connection.timeout)
     except Exception as err:
         raise UserException(f"Worker rank {connection.rank}: the server (rank 0) sent nothing within "
-                            f"{connection.timeout.total_seconds():g} s: {str(err).splitlines()[0]}") from None
+                            f"{connection.timeout.total_seconds():g} s: {_reason(err)}") from None
     command, argument = header.tolist()
     return int(command), int(argument)
 
@@ -343,5 +348,5 @@ def _recv_from_server(like: torch.Tensor, connection: Connection, what: str) -> 
         dist.irecv(like, 0).wait(connection.timeout)
     except Exception as err:
         raise UserException(f"Worker rank {connection.rank}: the server did not send {what} within "
-                            f"{connection.timeout.total_seconds():g} s: {str(err).splitlines()[0]}") from None
+                            f"{connection.timeout.total_seconds():g} s: {_reason(err)}") from None
     return like
