@@ -155,3 +155,10 @@ def test_torchrun_restarts_a_run_whose_rank_died(tmp_path):
     local = in_process(tmp_path, attack="bitflip", steps=STEPS)
     assert (folder / "evaluations.csv").read_text() == (local / "evaluations.csv").read_text()
     assert all(torch.equal(params(folder)[k], v) for k, v in params(local).items())
+
+
+def test_transport_errors_are_told_in_one_line_even_when_torch_gives_none():
+    from simulator.engines.distributed import _reason
+
+    assert _reason(RuntimeError("Connection closed by peer\n" + "frame\n" * 50)) == "Connection closed by peer"
+    assert _reason(RuntimeError("")) == "RuntimeError" and len(_reason(RuntimeError("x" * 1000))) == 300
