@@ -24,6 +24,7 @@ from experiments.atomic import atomic_write
 from experiments.tools import UserException
 from simulator.grid import Grid, GridOutcome, load_grids, run_grid
 from simulator.report import load, summarise, write_report
+from simulator.report.page import table
 from simulator.store import csv_bytes
 from simulator.studies.catalogue import get
 from simulator.studies.study import Results, Study, Verdict
@@ -81,8 +82,8 @@ def reproduce(name: str, *, quick: bool = False, dataset: str | None = None, dat
                    for c in (dataclasses.replace(c, output=str(out)) for c in configs))
     verdicts = None
     if complete:
-        results = Results(summarise(load(out)), study.metric)
-        verdicts = [claim.check(results) for claim in study.claims]
+        results = _results(study, out)
+        verdicts = study.check(results)
         comparison = study.comparison(results) if study.comparison else []
         _write_claims(study, verdicts, comparison, out)
         write_report(out, metric=study.metric)
@@ -93,8 +94,12 @@ def reproduce(name: str, *, quick: bool = False, dataset: str | None = None, dat
 
 def check_claims(study: Study, folder: str | Path) -> list[Verdict]:
     """Each claim of the study checked on the finished runs under ``folder``."""
-    results = Results(summarise(load(folder)), study.metric)
-    return [claim.check(results) for claim in study.claims]
+    return study.check(_results(study, folder))
+
+
+def _results(study: Study, folder: str | Path) -> Results:
+    """The result table of the finished runs under ``folder``, in the study's accuracy convention."""
+    return Results(summarise(load(folder)), study.metric)
 
 
 def _claims_rows(study: Study, verdicts: list[Verdict]) -> list[dict]:
@@ -103,10 +108,9 @@ def _claims_rows(study: Study, verdicts: list[Verdict]) -> list[dict]:
 
 
 def _claims_table(study: Study, verdicts: list[Verdict]) -> str:
-    lines = ["| claim | ours | paper | verdict | reason |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['claim']} | {r['ours']} | {r['paper']} | **{r['verdict']}** | {r['reason']} |"
-              for r in _claims_rows(study, verdicts)]
-    return "\n".join(lines)
+    return table(["claim", "ours", "paper", "verdict", "reason"],
+                 [[r["claim"], r["ours"], r["paper"], f"**{r['verdict']}**", r["reason"]]
+                  for r in _claims_rows(study, verdicts)])
 
 
 def _comparison_table(rows: list[dict[str, str]]) -> str:
@@ -114,9 +118,7 @@ def _comparison_table(rows: list[dict[str, str]]) -> str:
     if not rows:
         return ""
     columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
-    lines += ["| " + " | ".join(row[c] for c in columns) + " |" for row in rows]
-    return "## Beside the paper\n\n" + "\n".join(lines) + "\n"
+    return f"## Beside the paper\n\n{table(columns, [[row[c] for c in columns] for row in rows])}\n"
 
 
 def _write_claims(study: Study, verdicts: list[Verdict], comparison: list[dict[str, str]], out: Path) -> None:

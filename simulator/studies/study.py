@@ -57,6 +57,10 @@ class Study:
     # Our numbers beside the paper's, cell by cell: rows of one table (column -> text), published with the claims.
     comparison: Callable[["Results"], list[dict[str, str]]] | None = None
 
+    def check(self, results: "Results") -> list[Verdict]:
+        """Each claim checked on the result table, in order."""
+        return [claim.check(results) for claim in self.claims]
+
     @property
     def grid_file(self) -> Path:
         return self.home / f"{self.name}.toml"
