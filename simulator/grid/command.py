@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     grid.add_argument("--threads", type=int, default=None,
                       help="torch threads per run (default: 1 with --jobs above 1, else torch's default)")
     grid.add_argument("--shard", metavar="I/N", help="run only the I-th of N disjoint, balanced slices (a job array)")
+    grid.add_argument("--records", metavar="DIR",
+                      help="keep a few-kilobyte record of each finished run in DIR, and count the runs recorded "
+                           "there as finished: a grid carried across machines in a repository (docs/grids.md)")
     grid.add_argument("--append", action="store_true", help="allow an output folder that holds other runs")
     grid.add_argument("--list", action="store_true", help="print the run ids and their configurations; run nothing")
     grid.add_argument("--json", action="store_true", help="with --list: one JSON object per line")
@@ -37,6 +40,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _outputs(file: Path, names: list[str], output: str | None, several: bool) -> dict[str, Path]:
     root = Path(output) if output else Path("results/runs") / file.stem
     return {name: root / name if several else root for name in names}
+
+
+def _records(records: str | None, name: str, several: bool) -> Path | None:
+    """The records folder of one grid: DIR, or DIR/<grid name> for a file of several grids."""
+    if records is None:
+        return None
+    return Path(records) / name if several else Path(records)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -61,7 +71,8 @@ def run_command(args: argparse.Namespace) -> int:
     failed = 0
     for name, grid in grids.items():
         outcome = run_grid(grid, outputs[name], jobs=args.jobs, threads=args.threads, shard=shard,
-                           append=args.append, progress=not args.quiet)
+                           append=args.append, progress=not args.quiet,
+                           records=_records(args.records, name, several=len(grids) > 1))
         print(f"grid {name!r} -> {outputs[name]}: {outcome.line()}", file=sys.stderr)
         failed += outcome.failed
     if failed:

@@ -12,6 +12,8 @@
 - ``jobs``: that many runs at a time in worker processes that live for the
   whole grid (importing torch costs seconds; a small run must not pay it),
   each with ``threads`` torch threads (default 1).
+- ``records``: a second folder keeping a few-kilobyte record of each finished run,
+  from which runs finished elsewhere are restored (`simulator.grid.records`).
 - ``shard=(i, n)``: only every n-th run, starting at the i-th, of the grid
   sorted by run id: deterministic, disjoint and balanced slices for a batch
   system's job array writing into one shared folder.
@@ -33,6 +35,7 @@ from tqdm.auto import tqdm
 from experiments.atomic import atomic_write
 from experiments.tools import UserException
 from simulator.config import Config
+from simulator.grid.records import save_record, sync_records
 from simulator.grid.spec import Grid
 from simulator.store import CONFIG, SUMMARY
 
@@ -97,14 +100,22 @@ def _finished(config: Config) -> bool:
 
 
 def run_grid(grid: Grid, output: str | Path, *, jobs: int = 1, threads: int | None = None,
-             shard: tuple[int, int] | None = None, append: bool = False, progress: bool = True) -> GridOutcome:
-    """Run the grid (or one shard of it) into ``output``; see the module docstring."""
+             shard: tuple[int, int] | None = None, append: bool = False, progress: bool = True,
+             records: str | Path | None = None) -> GridOutcome:
+    """Run the grid (or one shard of it) into ``output``; see the module docstring.
+
+    With ``records``, finished runs are also kept as small records in that folder, and runs recorded
+    there count as finished (`simulator.grid.records`).
+    """
     if jobs < 1:
         raise UserException(f"--jobs must be at least 1, got {jobs}.")
     configs = shard_of(prepare(grid, output, append=append), shard)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     atomic_write(output / GRID_FILE, grid.path.read_bytes())
+    if records is not None:
+        records = Path(records)
+        sync_records(configs, records)
     pending = seed_major([c for c in configs if not _finished(c)])
     outcome = GridOutcome(skipped=len(configs) - len(pending))
     bar = tqdm(total=len(configs), initial=outcome.skipped, desc=f"grid {grid.name}", unit="run",
@@ -116,6 +127,8 @@ def run_grid(grid: Grid, output: str | Path, *, jobs: int = 1, threads: int | No
             if error is None:
                 outcome.done += 1
                 errors.unlink(missing_ok=True)
+                if records is not None:
+                    save_record(output / run_id, records)
             else:
                 outcome.failed += 1
                 atomic_write(errors, error.encode())

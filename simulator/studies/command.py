@@ -28,6 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                            help="folder of the runs and the report (default: results/runs/studies/NAME[-quick])")
     reproduce.add_argument("--publish", metavar="DIR",
                            help="also write README.md, the CSV tables and PNG figures there (e.g. results/NAME)")
+    reproduce.add_argument("--records", metavar="DIR",
+                           help="keep a few-kilobyte record of each finished run in DIR (e.g. results/NAME/runs) "
+                                "and count the runs recorded there as finished: a study carried across "
+                                "machines or sittings in a repository")
     reproduce.add_argument("--quiet", action="store_true", help="no progress bar")
     reproduce.set_defaults(func=run_command)
 
@@ -48,7 +52,7 @@ def run_command(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard) if args.shard else None
     done = reproduce(args.name, quick=args.quick, dataset=args.dataset, data_root=args.data_root, jobs=args.jobs,
                      threads=args.threads, shard=shard, output=args.output, publish=args.publish,
-                     progress=not args.quiet)
+                     records=args.records, progress=not args.quiet)
     print(f"study {args.name!r} on {done.dataset} ({done.dataset_note}) -> {done.output}: {done.outcome.line()}",
           file=sys.stderr)
     if done.verdicts is None:

@@ -4,7 +4,9 @@ The grid runs on the paper's dataset when it is found locally, otherwise on
 Fashion-MNIST (Debian's dataset-fashion-mnist); the claims are checked on the
 finished runs' result table. ``publish`` writes the small files worth
 committing (README.md with the claims table, the CSV tables, PNG figures) to a
-second folder, e.g. ``results/<study>/``.
+second folder, e.g. ``results/<study>/``; ``records`` keeps a record of each
+finished run (e.g. in ``results/<study>/runs/``) from which a study too long
+for one machine's sitting resumes on the next (`simulator.grid.records`).
 """
 from __future__ import annotations
 
@@ -68,7 +70,7 @@ def choose_dataset(study: Study, dataset: str | None, data_root: str | None) -> 
 def reproduce(name: str, *, quick: bool = False, dataset: str | None = None, data_root: str | None = None,
               jobs: int = 1, threads: int | None = None, shard: tuple[int, int] | None = None,
               output: str | Path | None = None, publish: str | Path | None = None,
-              progress: bool = True) -> Reproduction:
+              records: str | Path | None = None, progress: bool = True) -> Reproduction:
     """Run study ``name`` (its quick variant with ``quick``), then report and check its claims once complete."""
     study = get(name)
     used, note = choose_dataset(study, dataset, data_root)
@@ -77,7 +79,7 @@ def reproduce(name: str, *, quick: bool = False, dataset: str | None = None, dat
     grid = dataclasses.replace(grid, name=f"{name}-quick" if quick else name, configs=configs)
     out = Path(output) if output else Path("results/runs/studies") / grid.name
     start = time.perf_counter()
-    outcome = run_grid(grid, out, jobs=jobs, threads=threads, shard=shard, progress=progress)
+    outcome = run_grid(grid, out, jobs=jobs, threads=threads, shard=shard, progress=progress, records=records)
     complete = all((c.folder() / "summary.json").exists()
                    for c in (dataclasses.replace(c, output=str(out)) for c in configs))
     verdicts = None
@@ -88,7 +90,7 @@ def reproduce(name: str, *, quick: bool = False, dataset: str | None = None, dat
         _write_claims(study, verdicts, comparison, out)
         write_report(out, metric=study.metric)
         if publish:
-            _publish(study, grid, out, Path(publish), used, note, verdicts, comparison, quick)
+            _publish(study, grid, out, Path(publish), used, note, verdicts, comparison, quick, records)
     return Reproduction(study, grid, out, used, note, outcome, verdicts, time.perf_counter() - start)
 
 
@@ -150,12 +152,14 @@ def _wall_time(out: Path) -> float:
 
 
 def _publish(study: Study, grid: Grid, out: Path, dest: Path, dataset: str, note: str,
-             verdicts: list[Verdict], comparison: list[dict[str, str]], quick: bool) -> None:
+             verdicts: list[Verdict], comparison: list[dict[str, str]], quick: bool,
+             records: str | Path | None = None) -> None:
     """README.md (claims, comparison, command, dataset, time, machine, version, notes), CSV tables, PNG figures."""
     write_report(out, dest, metric=study.metric, formats=("png",))
     _write_claims(study, verdicts, comparison, dest)
     hours = _wall_time(out) / 3600
-    command = f"byzsim reproduce {study.name}{' --quick' if quick else ''} --jobs 2 --publish {dest}"
+    command = (f"byzsim reproduce {study.name}{' --quick' if quick else ''} --jobs 2 "
+               f"{f'--records {records} ' if records else ''}--publish {dest}")
     notes = study.notes_file
     parts = [f"# Reproduction: {study.title}", "", f"{study.citation}.", "",
              "## Claims", "", _claims_table(study, verdicts), "",

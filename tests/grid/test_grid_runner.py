@@ -1,4 +1,4 @@
-"""Running grids: one folder, skipping finished runs, resuming, failures, jobs, shards, the command."""
+"""Running grids: one folder, skipping finished runs, resuming, failures, jobs, shards, records, the command."""
 import json
 import os
 import signal
@@ -12,8 +12,10 @@ import pytest
 from experiments.tools import UserException
 from simulator.cli import main
 from simulator.grid import load_grids, parse_shard, run_grid, runner, shard_of
+from simulator.grid.records import restore_records, save_record
+from simulator.report import write_report
 from simulator.simulation import Simulation
-from simulator.store import CHECKPOINT, SUMMARY
+from simulator.store import CHECKPOINT, CONFIG, EVALS, METRICS, SUMMARY, read_csv
 
 GRID = '''dataset = "digits"
 nb_workers = 7
@@ -197,3 +199,79 @@ def test_a_grid_on_two_jobs_ends_its_workers_without_leaked_semaphore_warnings(t
                            "--output", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "2 done" in done.stderr and "leaked" not in done.stderr  # the workers end and release their locks
+
+
+def table(folder, tmp_path):
+    """The report's result table of the runs under ``folder`` (the report is drawn, diagnostics included)."""
+    out = tmp_path / f"report-{folder.name}"
+    write_report(folder, out, formats=("png",))
+    return (out / "table.csv").read_text()
+
+
+def test_records_hold_the_small_files_of_each_finished_run_and_no_per_step_log(grid, tmp_path):
+    records = tmp_path / "records"
+    assert run_grid(grid, tmp_path / "out", records=records, progress=False).done == 4
+    assert sorted(p.name for p in records.iterdir()) == sorted(c.run_id() for c in grid.configs)
+    for config in grid.configs:
+        record, run = records / config.run_id(), tmp_path / "out" / config.run_id()
+        assert sorted(p.name for p in record.iterdir()) == sorted([CONFIG, EVALS, METRICS, SUMMARY])
+        for name in (CONFIG, EVALS, SUMMARY):
+            assert (record / name).read_bytes() == (run / name).read_bytes()
+        assert len(read_csv(run / METRICS)) == 6
+        kept = read_csv(record / METRICS)
+        assert [row["step"] for row in kept] == [0, 3, 5]  # the evaluation steps and the last
+        assert kept == [row for row in read_csv(run / METRICS) if row["step"] in (0, 3, 5)]
+
+
+def test_a_fresh_machine_with_the_records_runs_nothing_and_reports_the_same(grid, tmp_path, monkeypatch):
+    records = tmp_path / "records"
+    run_grid(grid, tmp_path / "first", records=records, progress=False)
+    monkeypatch.setattr(Simulation, "__init__", lambda *a: pytest.fail("a recorded run ran again"))
+    outcome = run_grid(grid, tmp_path / "fresh", records=records, progress=False)
+    assert (outcome.done, outcome.skipped) == (0, 4)
+    assert not list((tmp_path / "fresh").glob(f"*/{CHECKPOINT}"))
+    assert table(tmp_path / "fresh", tmp_path) == table(tmp_path / "first", tmp_path)
+
+
+def test_a_grid_split_over_two_machines_meets_in_the_records(grid, tmp_path):
+    records = tmp_path / "records"
+    run_grid(grid, tmp_path / "a", shard=(1, 2), records=records, progress=False)
+    assert len(list(records.iterdir())) == 2
+    second = run_grid(grid, tmp_path / "b", records=records, progress=False)  # restores two, runs two
+    assert (second.done, second.skipped) == (2, 2)
+    assert len(list(records.iterdir())) == 4
+    run_grid(grid, tmp_path / "reference", progress=False)
+    for config in grid.configs:
+        ours = (tmp_path / "b" / config.run_id() / EVALS).read_text()
+        assert ours == (tmp_path / "reference" / config.run_id() / EVALS).read_text()
+
+
+def test_runs_finished_before_records_were_asked_for_are_recorded(grid, tmp_path):
+    run_grid(grid, tmp_path / "out", progress=False)
+    run_grid(grid, tmp_path / "out", records=tmp_path / "records", progress=False)
+    assert len(list((tmp_path / "records").glob(f"*/{SUMMARY}"))) == 4
+
+
+def test_a_record_cut_short_or_of_another_run_is_refused_or_ignored(grid, tmp_path):
+    records = tmp_path / "records"
+    run_grid(grid, tmp_path / "out", records=records, progress=False)
+    first, second = (records / c.run_id() for c in grid.configs[:2])
+    (first / EVALS).unlink()
+    with pytest.raises(UserException, match="lacks evaluations.csv"):
+        restore_records(grid.configs, records)
+    (first / EVALS).write_bytes((second / EVALS).read_bytes())
+    (first / CONFIG).write_bytes((second / CONFIG).read_bytes())
+    with pytest.raises(UserException, match=f"holds run {second.name}"):
+        run_grid(grid, tmp_path / "elsewhere", records=records, progress=False)
+    (first / SUMMARY).unlink()  # no summary: an unfinished record, not restored
+    restore_records([grid.configs[0]], records)
+    assert not (grid.configs[0].folder() / SUMMARY).exists()
+    with pytest.raises(UserException, match="holds no finished run"):
+        save_record(tmp_path / "out" / "nothing", records)
+
+
+def test_the_grid_command_takes_records(grid, tmp_path):
+    out, records = tmp_path / "cmd", tmp_path / "records"
+    assert main(["grid", str(grid.path), "--output", str(out), "--records", str(records), "--quiet"]) == 0
+    assert len(list(records.glob(f"*/{SUMMARY}"))) == 4
+    assert json.loads(next(records.glob(f"*/{SUMMARY}")).read_text())["steps"] == 6

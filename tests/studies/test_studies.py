@@ -128,8 +128,9 @@ def test_unknown_study_and_missing_name_are_user_errors(capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", STUDIES)
 def test_the_quick_variant_runs_and_checks_its_claims(name, tmp_path):
+    records = tmp_path / "published" / "runs"
     done = reproduce(name, quick=True, jobs=2, output=tmp_path / "runs", publish=tmp_path / "published",
-                     progress=False)
+                     records=records, progress=False)
     assert done.outcome.failed == 0 and done.verdicts is not None
     assert len(done.verdicts) == len(get(name).claims)
     assert {v.status for v in done.verdicts} <= {HOLDS, FAILS, NOT_COMPARABLE}
@@ -140,3 +141,17 @@ def test_the_quick_variant_runs_and_checks_its_claims(name, tmp_path):
     assert (tmp_path / "published" / "comparison.csv").exists() == (get(name).comparison is not None)
     assert not list((tmp_path / "published").rglob("*.pdf")) and not list((tmp_path / "published").rglob("*.pt"))
     assert check_claims(get(name), tmp_path / "runs") == done.verdicts
+    assert f"--records {records}" in readme and len(list(records.glob("*/summary.json"))) == len(done.grid.configs)
+    again = reproduce(name, quick=True, output=tmp_path / "fresh", records=records, progress=False)
+    assert again.outcome.done == 0 and again.verdicts == done.verdicts  # carried by the records alone
+
+
+def test_the_command_passes_records_to_the_grid(tmp_path, monkeypatch):
+    from simulator.grid import GridOutcome
+    from simulator.studies import pipeline
+
+    seen = {}
+    monkeypatch.setattr(pipeline, "run_grid", lambda *a, **kw: seen.update(kw) or GridOutcome())
+    assert main(["reproduce", "krum", "--quick", "--quiet", "--output", str(tmp_path / "runs"),
+                 "--records", str(tmp_path / "records")]) == 0
+    assert seen["records"] == str(tmp_path / "records")

@@ -1,0 +1,91 @@
+"""Run records: the small files of a finished run, kept in a second folder that can be committed.
+
+A grid's runs can outlive the machine that ran them only if what they produced
+travels, and a run folder holds a checkpoint (megabytes) and a per-step log.
+A *record* is the part worth keeping: ``config.json``, ``summary.json``,
+``evaluations.csv``, and ``metrics.csv`` thinned to the evaluation steps and the
+last step (a few kilobytes in all). ``run_grid(..., records=DIR)`` keeps one per finished run in
+``DIR/<run id>/`` and, before it starts, copies the records of runs not finished
+in its output folder into it, so those runs count as finished there: a long
+study is carried from one machine (or sitting) to the next through a git
+repository or any copied folder. A restored run reads like any other in a report;
+its diagnostics curve has the record's coarser steps.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from experiments.atomic import atomic_write
+from experiments.tools import UserException
+from simulator.config import Config
+from simulator.metrics import METRIC_COLUMNS
+from simulator.store import CONFIG, EVALS, METRICS, SUMMARY, csv_bytes, read_csv
+
+__all__ = ["KEPT", "save_record", "restore_records", "sync_records"]
+
+KEPT = (CONFIG, EVALS, SUMMARY)  # copied as they are (the summary last); metrics.csv is thinned
+
+
+def save_record(run: Path, records: Path) -> Path:
+    """Write the record of the finished run in folder ``run`` to ``records/<run id>/``; its path."""
+    if not (run / SUMMARY).exists():
+        raise UserException(f"Run folder {str(run)!r} holds no finished run ({SUMMARY} missing).")
+    dest = records / run.name
+    steps = {row["step"] for row in read_csv(run / EVALS)}
+    rows = read_csv(run / METRICS)
+    rows = [row for row in rows[:-1] if row["step"] in steps] + rows[-1:]
+    atomic_write(dest / METRICS, csv_bytes(METRIC_COLUMNS, rows))
+    for name in KEPT:  # a record cut short has no summary, so it is no record
+        atomic_write(dest / name, (run / name).read_bytes())
+    return dest
+
+
+def _checked(record: Path) -> Path:
+    """The record folder, or `UserException` when its files are missing or hold another run."""
+    missing = [name for name in (*KEPT, METRICS) if not (record / name).exists()]
+    if missing:
+        raise UserException(f"Run record {str(record)!r} lacks {', '.join(missing)}.")
+    try:
+        run_id = Config.from_dict(json.loads((record / CONFIG).read_text())).run_id()
+    except (json.JSONDecodeError, UserException) as err:
+        raise UserException(f"Run record {str(record)!r} cannot be read: {err}") from None
+    if run_id != record.name:
+        raise UserException(f"Run record {str(record)!r} holds run {run_id}, not the run its folder names "
+                            f"(a record made by another byzsim version? see docs/grids.md).")
+    return record
+
+
+def restore_records(configs: Iterable[Config], records: Path) -> int:
+    """Copy into each config's folder the record of its run, where it has one and the run is unfinished there.
+
+    The record's ``summary.json`` goes in last, so a copy cut short leaves an unfinished run, never a
+    finished one without its curves. Returns how many runs were restored.
+    """
+    restored = 0
+    for config in configs:
+        record, folder = records / config.run_id(), config.folder()
+        if not (record / SUMMARY).exists() or (folder / SUMMARY).exists():
+            continue
+        _checked(record)
+        for name in (METRICS, *KEPT):
+            atomic_write(folder / name, (record / name).read_bytes())
+        restored += 1
+    return restored
+
+
+def sync_records(configs: Iterable[Config], records: Path) -> tuple[int, int]:
+    """Restore the records of runs unfinished here, then record the runs finished here without one.
+
+    Returns (restored, recorded).
+    """
+    configs = list(configs)
+    restored = restore_records(configs, records)
+    recorded = 0
+    for config in configs:
+        folder = config.folder()
+        if (folder / SUMMARY).exists() and not (records / config.run_id() / SUMMARY).exists():
+            save_record(folder, records)
+            recorded += 1
+    return restored, recorded
