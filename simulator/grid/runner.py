@@ -51,9 +51,11 @@ class GridOutcome:
     done: int = 0
     failed: int = 0
     skipped: int = 0  # finished before this run started
+    restored: int = 0  # of which restored from run records
 
     def line(self) -> str:
-        return f"{self.done} done, {self.failed} failed, {self.skipped} already finished"
+        restored = f" ({self.restored} restored from records)" if self.restored else ""
+        return f"{self.done} done, {self.failed} failed, {self.skipped} already finished{restored}"
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -113,11 +115,12 @@ def run_grid(grid: Grid, output: str | Path, *, jobs: int = 1, threads: int | No
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     atomic_write(output / GRID_FILE, grid.path.read_bytes())
+    restored = 0
     if records is not None:
         records = Path(records)
-        sync_records(configs, records)
+        restored, _ = sync_records(configs, records)
     pending = seed_major([c for c in configs if not _finished(c)])
-    outcome = GridOutcome(skipped=len(configs) - len(pending))
+    outcome = GridOutcome(skipped=len(configs) - len(pending), restored=restored)
     bar = tqdm(total=len(configs), initial=outcome.skipped, desc=f"grid {grid.name}", unit="run",
                disable=not progress)
     with bar, _resume_hint(outcome):

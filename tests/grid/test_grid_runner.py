@@ -228,7 +228,8 @@ def test_a_fresh_machine_with_the_records_runs_nothing_and_reports_the_same(grid
     run_grid(grid, tmp_path / "first", records=records, progress=False)
     monkeypatch.setattr(Simulation, "__init__", lambda *a: pytest.fail("a recorded run ran again"))
     outcome = run_grid(grid, tmp_path / "fresh", records=records, progress=False)
-    assert (outcome.done, outcome.skipped) == (0, 4)
+    assert (outcome.done, outcome.skipped, outcome.restored) == (0, 4, 4)
+    assert outcome.line() == "0 done, 0 failed, 4 already finished (4 restored from records)"
     assert not list((tmp_path / "fresh").glob(f"*/{CHECKPOINT}"))
     assert table(tmp_path / "fresh", tmp_path) == table(tmp_path / "first", tmp_path)
 
