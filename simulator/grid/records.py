@@ -42,8 +42,8 @@ def save_record(run: Path, records: Path) -> Path:
     return dest
 
 
-def _checked(record: Path) -> Path:
-    """The record folder, or `UserException` when its files are missing or hold another run."""
+def _check(record: Path) -> None:
+    """`UserException` when the record's files are missing or hold another run than its folder names."""
     missing = [name for name in (*KEPT, METRICS) if not (record / name).exists()]
     if missing:
         raise UserException(f"Run record {str(record)!r} lacks {', '.join(missing)}.")
@@ -54,7 +54,6 @@ def _checked(record: Path) -> Path:
     if run_id != record.name:
         raise UserException(f"Run record {str(record)!r} holds run {run_id}, not the run its folder names "
                             f"(a record made by another byzsim version? see docs/grids.md).")
-    return record
 
 
 def restore_records(configs: Iterable[Config], records: Path) -> int:
@@ -68,24 +67,21 @@ def restore_records(configs: Iterable[Config], records: Path) -> int:
         record, folder = records / config.run_id(), config.folder()
         if not (record / SUMMARY).exists() or (folder / SUMMARY).exists():
             continue
-        _checked(record)
+        _check(record)
         for name in (METRICS, *KEPT):
             atomic_write(folder / name, (record / name).read_bytes())
         restored += 1
     return restored
 
 
-def sync_records(configs: Iterable[Config], records: Path) -> tuple[int, int]:
+def sync_records(configs: Iterable[Config], records: Path) -> int:
     """Restore the records of runs unfinished here, then record the runs finished here without one.
 
-    Returns (restored, recorded).
+    Returns how many runs were restored.
     """
     configs = list(configs)
     restored = restore_records(configs, records)
-    recorded = 0
     for config in configs:
-        folder = config.folder()
-        if (folder / SUMMARY).exists() and not (records / config.run_id() / SUMMARY).exists():
-            save_record(folder, records)
-            recorded += 1
-    return restored, recorded
+        if (config.folder() / SUMMARY).exists() and not (records / config.run_id() / SUMMARY).exists():
+            save_record(config.folder(), records)
+    return restored

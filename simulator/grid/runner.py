@@ -118,7 +118,7 @@ def run_grid(grid: Grid, output: str | Path, *, jobs: int = 1, threads: int | No
     restored = 0
     if records is not None:
         records = Path(records)
-        restored, _ = sync_records(configs, records)
+        restored = sync_records(configs, records)
     pending = seed_major([c for c in configs if not _finished(c)])
     outcome = GridOutcome(skipped=len(configs) - len(pending), restored=restored)
     bar = tqdm(total=len(configs), initial=outcome.skipped, desc=f"grid {grid.name}", unit="run",
