@@ -46,6 +46,7 @@ class Run:
     val_accuracy: np.ndarray | None  # [e], None without a validation split
     metric_steps: np.ndarray  # [m], empty unless metrics were read
     distance_ratio: np.ndarray  # [m] aggregate_distance / honest_norm
+    diverged_at: int | None = None  # the first evaluation step with a non-finite test loss
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class Design:
     setting_fields: tuple[str, ...]
     runs: int
     unfinished: int
+    diverged: tuple[tuple[str, int], ...] = ()  # (run folder name, step) of runs whose loss became NaN or infinite
 
     @property
     def aggregators(self) -> list[str]:
@@ -138,16 +140,19 @@ def read_run(folder: Path, *, metrics: bool = False) -> Run:
     except (OSError, json.JSONDecodeError, UserException) as err:
         raise UserException(f"Run folder {str(folder)!r} cannot be read: {err}") from None
     val = [row["val_accuracy"] for row in evaluations]
+    steps = np.array([row["step"] for row in evaluations], dtype=int)
+    nonfinite = np.flatnonzero(~np.isfinite(np.array([row["test_loss"] for row in evaluations], dtype=float)))
     ratio = np.array([row["aggregate_distance"] for row in rows], dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = ratio / np.array([row["honest_norm"] for row in rows], dtype=float)
     return Run(
         folder=folder, identity=identity,
         aggregator=data["aggregator"], attack=data["attack"],
-        steps=np.array([row["step"] for row in evaluations], dtype=int),
+        steps=steps,
         accuracy=np.array([row["accuracy"] for row in evaluations], dtype=float),
         val_accuracy=None if "" in val or not val else np.array(val, dtype=float),
         metric_steps=np.array([row["step"] for row in rows], dtype=int), distance_ratio=ratio,
+        diverged_at=int(steps[nonfinite[0]]) if nonfinite.size else None,
     )
 
 
@@ -199,7 +204,8 @@ def group_runs(runs: list[Run], root: Path, unfinished: int = 0) -> Design:
     groups = [_group(members, setting_fields, names) for members in buckets.values()]
     groups.sort(key=lambda g: (setting_key(g.setting), g.aggregator, attack_key(g.attack)))
     return Design(root=root, groups=tuple(groups), fixed=fixed, setting_fields=setting_fields,
-                  runs=len(runs), unfinished=unfinished)
+                  runs=len(runs), unfinished=unfinished,
+                  diverged=tuple((r.folder.name, r.diverged_at) for r in runs if r.diverged_at is not None))
 
 
 def load(folder: str | Path, *, metrics: bool = False) -> Design:

@@ -53,6 +53,11 @@ def _overview(design: Design) -> str:
     ]
     if design.unfinished:
         lines.append(f"- {design.unfinished} unfinished run folders (no summary.json) were left out.")
+    if design.diverged:
+        runs = ", ".join(f"`{name}` (step {step})" for name, step in design.diverged)
+        lines.append(f"- {len(design.diverged)} run{'s' if len(design.diverged) > 1 else ''} diverged (the step of "
+                     f"the first evaluation whose test loss is NaN or infinite; the accuracies from there on are a "
+                     f"broken model's): {runs}.")
     fixed = [(f"`{k}`", f"`{v}`") for k, v in design.fixed.items()]
     return "\n".join([*lines, "", "Fixed settings, common to every run:", "", table(["field", "value"], fixed)])
 

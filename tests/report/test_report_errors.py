@@ -16,16 +16,36 @@ from simulator.report.stats import best_rules
 from simulator.store import atomic_write, csv_bytes
 
 
-def _fake_run(root, accuracy: list[float], **fields) -> None:
+def _fake_run(root, accuracy: list[float], losses: list[float] | None = None, **fields) -> None:
     """A finished run folder written by hand (no training)."""
     config = Config(**{"dataset": "digits", "nb_workers": 7, "nb_decl_byz": 1, "output": str(root), **fields})
     folder = root / config.run_id()
-    rows = [{"step": 10 * i, "accuracy": a, "test_loss": 1.0, "val_accuracy": "", "val_loss": ""}
-            for i, a in enumerate(accuracy)]
+    rows = [{"step": 10 * i, "accuracy": a, "test_loss": loss, "val_accuracy": "", "val_loss": ""}
+            for i, (a, loss) in enumerate(zip(accuracy, losses or [1.0] * len(accuracy)))]
     atomic_write(folder / "evaluations.csv", csv_bytes(EVAL_COLUMNS, rows))
     atomic_write(folder / "metrics.csv", csv_bytes(METRIC_COLUMNS, []))
     atomic_write(folder / "config.json", json.dumps(config.to_dict()).encode())
     atomic_write(folder / "summary.json", b"{}")
+
+
+def test_runs_whose_loss_became_nan_or_infinite_are_named_with_the_step(tmp_path):
+    _fake_run(tmp_path, [0.3, 0.5, 0.1, 0.1], [2.0, 700.0, math.nan, math.nan], aggregator="krum", attack="bitflip")
+    _fake_run(tmp_path, [0.3, 0.2, 0.1], [2.0, math.inf, math.nan], aggregator="median", attack="bitflip")
+    _fake_run(tmp_path, [0.3, 0.6, 0.7], aggregator="median", attack="none")
+    design = load(tmp_path)
+    krum, median = (Config(dataset="digits", nb_workers=7, nb_decl_byz=1, aggregator=a, attack="bitflip").run_id()
+                    for a in ("krum", "median"))
+    assert sorted(design.diverged) == sorted([(krum, 20), (median, 10)])
+    write_report(tmp_path, diagnostics=False, formats=("png",))
+    page = (tmp_path / "report.md").read_text()
+    assert "2 runs diverged" in page and f"`{krum}` (step 20)" in page and f"`{median}` (step 10)" in page
+
+
+def test_a_report_of_finite_runs_names_none_as_diverged(tmp_path):
+    _fake_run(tmp_path, [0.3, 0.6], aggregator="median", attack="none")
+    assert load(tmp_path).diverged == ()
+    write_report(tmp_path, diagnostics=False, formats=("png",))
+    assert "diverged (the step" not in (tmp_path / "report.md").read_text()
 
 
 def test_a_missing_folder_is_named(tmp_path):
