@@ -46,7 +46,7 @@ class Run:
     val_accuracy: np.ndarray | None  # [e], None without a validation split
     metric_steps: np.ndarray  # [m], empty unless metrics were read
     distance_ratio: np.ndarray  # [m] aggregate_distance / honest_norm
-    diverged_at: int | None = None  # the first evaluation step with a non-finite test loss
+    diverged_at: int | None  # the first evaluation step with a non-finite test loss
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class Design:
     setting_fields: tuple[str, ...]
     runs: int
     unfinished: int
-    diverged: tuple[tuple[str, int], ...] = ()  # (run folder name, step) of runs whose loss became NaN or infinite
+    diverged: tuple[tuple[str, int], ...]  # (run folder name, step) of runs whose loss became NaN or infinite
 
     @property
     def aggregators(self) -> list[str]:
