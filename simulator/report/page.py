@@ -81,16 +81,19 @@ def _worst(cases: Sequence[WorstCase], metric: str) -> str:
     parts = ["## Worst case over attacks", "",
              f"Per rule, its lowest {METRIC_LABELS[metric]} (mean over seeds) over the attacks, `{ATTACK_FREE}` "
              "excluded, beside its attack-free accuracy and the drop between the two. The best rule is the one "
-             "whose worst case is highest."]
+             "whose worst case is highest. A setting without its own attack-free runs takes them from the setting "
+             "that differs from it only by the worker counts (the same number of honest workers preferred)."]
     best = best_rules(cases)
     for setting in sorted({w.setting for w in cases}, key=setting_key):
-        rows = [[w.aggregator, number(w.value), w.attack or "–", number(w.attack_free), number(w.drop)]
-                for w in cases if w.setting == setting]
+        own = [w for w in cases if w.setting == setting]
+        rows = [[w.aggregator, number(w.value), w.attack or "–", number(w.attack_free), number(w.drop)] for w in own]
         winners = best.get(setting, [])
         line = (" = ".join(f"**{w.aggregator}**" for w in winners) +
                 f" (worst case {number(winners[0].value)})") if winners else "none (no attack was run)"
+        reference = next((w.reference for w in own if w.reference is not None), None)
+        note = ["", f"No attack: the `{ATTACK_FREE}` runs of {describe(reference)}."] if reference else []
         parts += ["", f"### {describe(setting)}", "",
-                  table(["aggregator", "worst case", "worst attack", "no attack", "drop"], rows), "",
+                  table(["aggregator", "worst case", "worst attack", "no attack", "drop"], rows), *note, "",
                   f"Best rule: {line}."]
     return "\n".join(parts)
 

@@ -10,7 +10,10 @@ NaN for a single seed):
 
 The worst case of a rule is its lowest mean over the attacks, the attack-free
 reference ``none`` excluded (unless it is the only attack run); the best rule
-of a setting is the one whose worst case is highest.
+of a setting is the one whose worst case is highest. A setting's attack-free
+accuracy comes from its own ``none`` runs or, where a grid runs the reference
+apart (the n - f honest workers alone, or n workers none of them Byzantine),
+from the setting that differs from it only by the worker counts.
 """
 from __future__ import annotations
 
@@ -24,11 +27,12 @@ from scipy.stats import t as student_t
 
 from simulator.report.load import ATTACK_FREE, Design, Group, Setting, attack_key, setting_key
 
-__all__ = ["LAST", "METRICS", "Summary", "WorstCase", "best_rules", "mean_ci", "per_seed", "summarise",
-           "threat", "worst", "worst_cases"]
+__all__ = ["COUNT_FIELDS", "LAST", "METRICS", "Summary", "WorstCase", "best_rules", "mean_ci", "per_seed",
+           "references", "summarise", "threat", "worst", "worst_cases"]
 
 METRICS = ("final", "best", "last5")
 LAST = 5
+COUNT_FIELDS = ("nb_workers", "nb_real_byz", "nb_decl_byz")  # the worker counts an attack-free reference may change
 
 
 def per_seed(accuracy: np.ndarray) -> dict[str, np.ndarray]:
@@ -92,10 +96,38 @@ class WorstCase:
     value: float
     attack: str
     attack_free: float  # NaN when the attack-free run is missing
+    reference: Setting | None = None  # the setting whose `none` runs gave attack_free, when not this one
 
     @property
     def drop(self) -> float:
         return self.attack_free - self.value
+
+
+def references(summaries: Sequence[Summary]) -> dict[Setting, Setting]:
+    """Per setting, the setting whose ``none`` runs are its attack-free reference.
+
+    Its own when it ran ``none``; otherwise the one setting with ``none`` runs that differs from it only by
+    `COUNT_FIELDS`, preferring the same number of honest workers (n - f); none when that is ambiguous.
+    """
+    def count(identity: dict) -> int | None:  # None for a federated pool (its rounds set the number of workers)
+        n = identity.get("nb_workers")
+        return None if n is None else n - identity["nb_real_byz"]
+
+    honest = {s.group.setting: count(s.group.identity) for s in summaries}
+    free = {s.group.setting for s in summaries if s.group.attack == ATTACK_FREE}
+
+    def rest(setting: Setting) -> Setting:
+        return tuple(item for item in setting if item[0] not in COUNT_FIELDS)
+
+    out = {}
+    for setting in honest:
+        candidates = [s for s in free if rest(s) == rest(setting)]
+        same = [s for s in candidates if honest[s] == honest[setting]]
+        if setting in free:
+            out[setting] = setting
+        elif len(same) == 1 or (not same and len(candidates) == 1):
+            out[setting] = (same or candidates)[0]
+    return out
 
 
 def worst_cases(summaries: Sequence[Summary], metric: str) -> list[WorstCase]:
@@ -103,10 +135,13 @@ def worst_cases(summaries: Sequence[Summary], metric: str) -> list[WorstCase]:
     table: dict[tuple[Setting, str], dict[str, float]] = defaultdict(dict)
     for s in summaries:
         table[s.group.setting, s.group.aggregator][s.group.attack] = s.mean[metric]
+    refs = references(summaries)
     out = []
     for (setting, aggregator), values in table.items():
         value, attack = worst(values)
-        out.append(WorstCase(aggregator, setting, value, attack, values.get(ATTACK_FREE, math.nan)))
+        ref = refs.get(setting)
+        free = math.nan if ref is None else table.get((ref, aggregator), {}).get(ATTACK_FREE, math.nan)
+        out.append(WorstCase(aggregator, setting, value, attack, free, None if ref in (None, setting) else ref))
     return sorted(out, key=lambda w: (setting_key(w.setting), w.aggregator))
 
 

@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 
 from simulator.report.load import attack_key
+from simulator.report.naming import describe
 from simulator.report.selection import Choice
 from simulator.report.stats import METRICS, Summary, WorstCase, best_rules
 
@@ -35,11 +36,16 @@ def summary_rows(summaries: Sequence[Summary], fields: Sequence[str]) -> tuple[l
 
 
 def worst_case_rows(cases: Sequence[WorstCase], fields: Sequence[str], metric: str) -> tuple[list[str], list[dict]]:
-    """worst_case.csv: per aggregator and setting, the lowest mean over attacks and which attack."""
-    columns = ["aggregator", *fields, "metric", "worst_case", "worst_attack", "attack_free", "drop", "best_rule"]
+    """worst_case.csv: per aggregator and setting, the lowest mean over attacks and which attack.
+
+    ``attack_free_from`` names the setting the attack-free accuracy was taken from when it is not the row's own.
+    """
+    columns = ["aggregator", *fields, "metric", "worst_case", "worst_attack", "attack_free", "attack_free_from",
+               "drop", "best_rule"]
     winners = {(w.setting, w.aggregator) for ws in best_rules(cases).values() for w in ws}
     rows = [{"aggregator": w.aggregator, **dict(w.setting), "metric": metric, "worst_case": _num(w.value),
-             "worst_attack": w.attack, "attack_free": _num(w.attack_free), "drop": _num(w.drop),
+             "worst_attack": w.attack, "attack_free": _num(w.attack_free),
+             "attack_free_from": "" if w.reference is None else describe(w.reference), "drop": _num(w.drop),
              "best_rule": (w.setting, w.aggregator) in winners} for w in cases]
     return columns, rows
 

@@ -1,5 +1,6 @@
 """Errors a user can cause end in one UserException sentence naming the folder or field,
 and the small rules of the numbers: intervals, ties, the attack-free reference."""
+import csv
 import json
 import math
 
@@ -97,8 +98,46 @@ def test_one_seed_leaves_the_interval_blank_and_none_is_only_the_reference(tmp_p
     table = (tmp_path / "table.csv").read_text().splitlines()
     assert table[1].startswith("median,none,1,0.9,,0.9,,") and table[3].startswith("median,signflip,1,0.5,,0.6,,")
     worst = (tmp_path / "worst_case.csv").read_text().splitlines()[1]
-    assert worst == "median,final,0.4,alie,0.9,0.5,True"
+    assert worst == "median,final,0.4,alie,0.9,,0.5,True"
     assert "| median | 0.900 (1) | 0.400 (1) | 0.500 (1) |" in (tmp_path / "report.md").read_text()
+
+
+def _references(root) -> dict[tuple[int, int, float], tuple[float, str]]:
+    """(n, f, lr) -> (attack-free accuracy, where it came from) of median's worst case, from worst_case.csv."""
+    write_report(root, diagnostics=False, formats=("png",))
+    with open(root / "worst_case.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {(int(r.get("nb_workers") or 7), int(r["nb_real_byz"]), float(r.get("lr") or 0.1)):
+            (float(r["attack_free"] or "nan"), r["attack_free_from"]) for r in rows if r["aggregator"] == "median"}
+
+
+def test_the_honest_workers_alone_are_the_reference_of_the_attacked_setting(tmp_path):
+    _fake_run(tmp_path, [0.8], aggregator="median", attack="none", nb_workers=6, nb_real_byz=0)  # the 6 honest
+    _fake_run(tmp_path, [0.7], aggregator="median", attack="none", nb_workers=7, nb_real_byz=0)  # 7 honest
+    _fake_run(tmp_path, [0.3], aggregator="median", attack="alie")  # n = 7, f = 1: six honest workers
+    _fake_run(tmp_path, [0.2], aggregator="median", attack="alie", lr=0.05)  # no attack-free run at this lr
+    refs = _references(tmp_path)
+    assert refs[7, 1, 0.1] == (0.8, "n=6, f=0, lr=0.1")  # the same number of honest workers preferred
+    assert refs[6, 0, 0.1] == (0.8, "") and refs[7, 0, 0.1] == (0.7, "")  # their own
+    assert math.isnan(refs[7, 1, 0.05][0]) and refs[7, 1, 0.05][1] == ""  # the lr differs: no reference
+    page = (tmp_path / "report.md").read_text()
+    assert "| median | 0.300 | alie | 0.800 | 0.500 |" in page
+    assert "No attack: the `none` runs of n=6, f=0, lr=0.1." in page
+
+
+def test_a_single_attack_free_setting_of_other_worker_counts_is_the_reference(tmp_path):
+    _fake_run(tmp_path, [0.9], aggregator="median", attack="none", nb_decl_byz=0)  # n = 7, none Byzantine
+    _fake_run(tmp_path, [0.4], aggregator="median", attack="alie", nb_decl_byz=2)
+    refs = _references(tmp_path)
+    assert refs[7, 2, 0.1] == (0.9, "f=0, declared f=0")
+
+
+def test_an_ambiguous_attack_free_reference_is_left_blank(tmp_path):
+    for n in (5, 8):  # neither has the attacked setting's 6 honest workers
+        _fake_run(tmp_path, [0.9], aggregator="median", attack="none", nb_workers=n, nb_real_byz=0)
+    _fake_run(tmp_path, [0.4], aggregator="median", attack="alie")
+    value, source = _references(tmp_path)[7, 1, 0.1]
+    assert math.isnan(value) and source == ""
 
 
 def test_a_tie_names_every_best_rule(tmp_path):
