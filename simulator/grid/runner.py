@@ -39,7 +39,8 @@ from simulator.grid.records import save_record, sync_records
 from simulator.grid.spec import Grid
 from simulator.store import CONFIG, SUMMARY
 
-__all__ = ["GridOutcome", "parse_shard", "shard_of", "seed_major", "prepare", "run_grid", "GRID_FILE", "ERRORS"]
+__all__ = ["GridOutcome", "finished", "parse_shard", "shard_of", "seed_major", "prepare", "run_grid", "GRID_FILE",
+           "ERRORS"]
 
 GRID_FILE, ERRORS = "grid.toml", "errors"
 
@@ -97,7 +98,8 @@ def seed_major(configs: list[Config]) -> list[Config]:
     return sorted(configs, key=lambda c: c.seed)
 
 
-def _finished(config: Config) -> bool:
+def finished(config: Config) -> bool:
+    """Whether the run of ``config`` has finished in its output folder (its summary is written last)."""
     return (config.folder() / SUMMARY).exists()
 
 
@@ -119,7 +121,7 @@ def run_grid(grid: Grid, output: str | Path, *, jobs: int = 1, threads: int | No
     if records is not None:
         records = Path(records)
         restored = sync_records(configs, records)
-    pending = seed_major([c for c in configs if not _finished(c)])
+    pending = seed_major([c for c in configs if not finished(c)])
     outcome = GridOutcome(skipped=len(configs) - len(pending), restored=restored)
     bar = tqdm(total=len(configs), initial=outcome.skipped, desc=f"grid {grid.name}", unit="run",
                disable=not progress)

@@ -25,6 +25,7 @@ from experiments import datasets
 from experiments.atomic import atomic_write
 from experiments.tools import UserException
 from simulator.grid import Grid, GridOutcome, load_grids, run_grid
+from simulator.grid.runner import finished
 from simulator.report import load, summarise, write_report
 from simulator.report.page import table
 from simulator.store import csv_bytes
@@ -80,8 +81,7 @@ def reproduce(name: str, *, quick: bool = False, dataset: str | None = None, dat
     out = Path(output) if output else Path("results/runs/studies") / grid.name
     start = time.perf_counter()
     outcome = run_grid(grid, out, jobs=jobs, threads=threads, shard=shard, progress=progress, records=records)
-    complete = all((c.folder() / "summary.json").exists()
-                   for c in (dataclasses.replace(c, output=str(out)) for c in configs))
+    complete = all(finished(dataclasses.replace(c, output=str(out))) for c in configs)
     verdicts = None
     if complete:
         results = _results(study, out)
