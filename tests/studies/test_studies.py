@@ -118,6 +118,27 @@ def test_bucketing_claims_and_comparison_on_a_hand_made_table():
     assert iid["CM, IID"]["ours, bucketing"] == "-" and iid["CM, IID"]["paper"] == "90.8"
 
 
+def test_bucketing_cclip_claim_names_which_half_of_it_fails():
+    from simulator.studies.papers import bucketing as b
+
+    def verdict(plain: list[float], bucketed: list[float], momentum: list[float]):
+        sorted_ = dict(heterogeneity="extreme")
+        rows = [summary("average", "none", 0.90, momentum=0.0, **sorted_)]
+        for spec, p, q, m in zip(b.ATTACKS.values(), plain, bucketed, momentum):
+            rows += [summary("cclip(iters=3)", spec, p, momentum=0.0, **sorted_),
+                     summary("bucketing(s=2)>cclip(iters=3)", spec, q, momentum=0.0, **sorted_),
+                     summary("cclip(iters=3)", spec, m, momentum=0.9, **sorted_)]
+        return b.cclip_stays_close(Results(rows, "last5"))
+
+    good, one_low, two_low = [0.88] * 5, [0.88] * 4 + [0.5], [0.88] * 3 + [0.5] * 2
+    assert verdict(one_low, good, one_low).status == HOLDS  # 4/5 plain, all with bucketing
+    unhelped = verdict(good, one_low, one_low)
+    assert unhelped.status == FAILS and "neither bucketing nor momentum" in unhelped.reason
+    assert "CClip 5/5, with bucketing 4/5, with momentum 4/5" in unhelped.ours
+    plain = verdict(two_low, good, good)
+    assert plain.status == FAILS and "more than a fifth of the attacks" in plain.reason
+
+
 def test_unknown_study_and_missing_name_are_user_errors(capsys):
     with pytest.raises(UserException, match="Unknown study 'bucket'"):
         get("bucket")

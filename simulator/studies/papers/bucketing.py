@@ -108,14 +108,17 @@ def cclip_stays_close(results: Results) -> Verdict:
     paper = sum(PAPER_ATTACK_FREE - CLOSE <= without for without, _ in PAPER["CClip"].values())
     close, total = counts["CClip"]
     extra = [c == t for label, (c, t) in counts.items() if label != "CClip"]
-    holds = close >= 0.8 * total and (not extra or any(extra))
+    plain, helped = close >= 0.8 * total, not extra or any(extra)
+    reason = ("CClip is within 5 points under 80% or more of the attacks, and under all with bucketing or momentum"
+              if plain and helped else
+              "CClip falls more than 5 points below the attack-free average under more than a fifth of the attacks"
+              if not plain else
+              "neither bucketing nor momentum keeps CClip within 5 points under every attack")
     return Verdict(
-        HOLDS if holds else FAILS,
+        HOLDS if plain and helped else FAILS,
         ", ".join(f"{label} {c}/{t}" for label, (c, t) in counts.items()) + f" attacks within {CLOSE:g} points "
         f"of the attack-free average ({reference:.1f}%)",
-        f"CClip {paper}/5, with bucketing 5/5, with momentum 5/5 (97.6-98.0%)",
-        "CClip is within 5 points under 80% or more of the attacks, and under all with bucketing or momentum"
-        if holds else "CClip falls more than 5 points below the attack-free average under more attacks than that")
+        f"CClip {paper}/5, with bucketing 5/5, with momentum 5/5 (97.6-98.0%)", reason)
 
 
 def _cell(value: float | None) -> str:
