@@ -121,11 +121,12 @@ def references(summaries: Sequence[Summary]) -> dict[Setting, Setting]:
 
     out = {}
     for setting in honest:
-        candidates = [s for s in free if rest(s) == rest(setting)]
-        same = [s for s in candidates if honest[s] == honest[setting]]
         if setting in free:
             out[setting] = setting
-        elif len(same) == 1 or (not same and len(candidates) == 1):
+            continue
+        candidates = [s for s in free if rest(s) == rest(setting)]
+        same = [s for s in candidates if honest[s] == honest[setting]]
+        if len(same) == 1 or (not same and len(candidates) == 1):
             out[setting] = (same or candidates)[0]
     return out
 

@@ -24,8 +24,7 @@ import torch
 from experiments import datasets
 from experiments.atomic import atomic_write
 from experiments.tools import UserException
-from simulator.grid import Grid, GridOutcome, load_grids, run_grid
-from simulator.grid.runner import finished
+from simulator.grid import Grid, GridOutcome, finished, load_grids, run_grid
 from simulator.report import load, summarise, write_report
 from simulator.report.page import table
 from simulator.store import csv_bytes

@@ -109,11 +109,12 @@ def cclip_stays_close(results: Results) -> Verdict:
     close, total = counts["CClip"]
     extra = [c == t for label, (c, t) in counts.items() if label != "CClip"]
     plain, helped = close >= 0.8 * total, not extra or any(extra)
-    reason = ("CClip is within 5 points under 80% or more of the attacks, and under all with bucketing or momentum"
-              if plain and helped else
-              "CClip falls more than 5 points below the attack-free average under more than a fifth of the attacks"
-              if not plain else
-              "neither bucketing nor momentum keeps CClip within 5 points under every attack")
+    if not plain:
+        reason = "CClip falls more than 5 points below the attack-free average under more than a fifth of the attacks"
+    elif not helped:
+        reason = "neither bucketing nor momentum keeps CClip within 5 points under every attack"
+    else:
+        reason = "CClip is within 5 points under 80% or more of the attacks, and under all with bucketing or momentum"
     return Verdict(
         HOLDS if plain and helped else FAILS,
         ", ".join(f"{label} {c}/{t}" for label, (c, t) in counts.items()) + f" attacks within {CLOSE:g} points "
