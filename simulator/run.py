@@ -8,14 +8,12 @@ CPU. Nothing is written before the whole configuration has been checked.
 from __future__ import annotations
 
 import contextlib
-import platform
 import shutil
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -25,6 +23,7 @@ from simulator.config import Config
 from simulator.engines.distributed import connect, serve_rank, stop_ranks
 from simulator.memory import keep_freed_memory
 from simulator.metrics import EVAL_COLUMNS, METRIC_COLUMNS
+from simulator.provenance import machine, versions
 from simulator.simulation import Simulation
 from simulator.store import CONFIG, EVALS, METRICS, SUMMARY, RunFolder, read_csv
 
@@ -69,7 +68,8 @@ def _summary(sim: Simulation, elapsed: float) -> dict:
         "wall_time": elapsed,
         "engine": sim.workers.name,
         "data": sim.data,
-        "versions": {"byzsim": version("byzsim"), "torch": torch.__version__, "python": platform.python_version()},
+        "versions": versions(),
+        "machine": machine(),
     }
 
 

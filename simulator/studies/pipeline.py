@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import platform
 import time
+from collections import Counter
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
-
-import torch
 
 from experiments import datasets
 from experiments.atomic import atomic_write
 from experiments.tools import UserException
 from simulator.grid import Grid, GridOutcome, finished, load_grids, run_grid
 from simulator.report import load, summarise, write_report
+from simulator.provenance import made_with
 from simulator.report.page import table
 from simulator.store import csv_bytes
 from simulator.studies.catalogue import get
@@ -134,20 +131,10 @@ def _write_claims(study: Study, verdicts: list[Verdict], comparison: list[dict[s
     atomic_write(out / CLAIMS_MD, page.encode())
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")]
-        cpu = models[0] if models else cpu
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}"
-
-
-def _wall_time(out: Path) -> float:
-    """Seconds of training of every run in the folder (their summaries' wall times)."""
-    return sum(float(json.loads(p.read_text())["wall_time"]) for p in out.glob("*/summary.json"))
+def _summaries(grid: Grid, out: Path) -> list[dict]:
+    """The summaries of the grid's finished runs (not of other runs that share the folder)."""
+    paths = [out / config.run_id() / "summary.json" for config in grid.configs]
+    return [json.loads(p.read_text()) for p in paths if p.exists()]
 
 
 def _publish(study: Study, grid: Grid, out: Path, dest: Path, dataset: str, note: str,
@@ -156,7 +143,8 @@ def _publish(study: Study, grid: Grid, out: Path, dest: Path, dataset: str, note
     """README.md (claims, comparison, command, dataset, time, machine, version, notes), CSV tables, PNG figures."""
     write_report(out, dest, metric=study.metric, formats=("png",))
     _write_claims(study, verdicts, comparison, dest)
-    hours = _wall_time(out) / 3600
+    summaries = _summaries(grid, out)
+    hours, made = sum(float(s["wall_time"]) for s in summaries) / 3600, made_with(summaries)
     command = (f"byzsim reproduce {study.name}{' --quick' if quick else ''} --jobs 2 "
                f"{f'--records {records} ' if records else ''}--publish {dest}")
     notes = study.notes_file
@@ -167,9 +155,8 @@ def _publish(study: Study, grid: Grid, out: Path, dest: Path, dataset: str, note
              f"- Command: `{command}` ({len(grid.configs)} runs; the grid is "
              f"`{study.grid_file.relative_to(Path(__file__).parents[2])}`).",
              f"- Dataset: {dataset} ({note}).",
-             f"- Training time: {hours:.1f} hours of runs (the sum of their wall times) on {_machine()}.",
-             f"- Versions: byzsim {version('byzsim')}, torch {torch.__version__}, "
-             f"Python {platform.python_version()}.",
+             f"- Training time: {hours:.1f} hours of runs (the sum of their wall times) on {made['machine']}.",
+             f"- Versions: {made['versions']}.",
              f"- Accuracy reported: `{study.metric}` (see docs/grids.md); the full report is "
              f"[report.md](report.md).", ""]
     if notes.exists():

@@ -5,6 +5,7 @@ import torch
 
 from experiments.tools import UserException
 from simulator import Config, load_result, run
+from simulator.provenance import machine
 from simulator.simulation import Simulation
 from simulator.store import CHECKPOINT, CONFIG, EVALS, METRICS, SUMMARY
 
@@ -26,6 +27,7 @@ def test_a_short_run_learns_and_writes_its_files(small):
         assert (result.folder / name).exists()
     assert load_result(result.folder).summary == result.summary
     assert set(result.summary["versions"]) == {"byzsim", "torch", "python"}
+    assert result.summary["machine"] == machine() and "CPU cores" in machine()
 
 
 def test_average_collapses_where_median_and_krum_survive(small):

@@ -7,6 +7,7 @@ import pytest
 from experiments.tools import UserException
 from simulator.cli import main
 from simulator.grid import load_grids
+from simulator.provenance import machine
 from simulator.report.load import Group
 from simulator.report.stats import Summary
 from simulator.studies import FAILS, HOLDS, NOT_COMPARABLE, Results, check_claims, get, names, reproduce
@@ -157,6 +158,7 @@ def test_the_quick_variant_runs_and_checks_its_claims(name, tmp_path):
     assert {v.status for v in done.verdicts} <= {HOLDS, FAILS, NOT_COMPARABLE}
     readme = (tmp_path / "published" / "README.md").read_text()
     assert "## Claims" in readme and "byzsim reproduce" in readme and done.dataset in readme
+    assert f"wall times) on {machine()}." in readme  # every run made here, so named once
     assert (tmp_path / "published" / "claims.csv").exists() and (tmp_path / "published" / "report.md").exists()
     assert ("## Beside the paper" in readme) == (get(name).comparison is not None)
     assert (tmp_path / "published" / "comparison.csv").exists() == (get(name).comparison is not None)
