@@ -1,7 +1,9 @@
 """What a result was made with: software versions and the machine.
 
-Each run's summary keeps both, so that a study whose runs were spread over
-several machines (through its run records) can say which machines made them.
+Each run's summary keeps both, with its torch thread count (on a CPU the
+count splits floating-point sums, so it can change a run's last bits), so
+that a study whose runs were spread over several machines (through its run
+records) can say which machines made them, and how.
 """
 from __future__ import annotations
 
@@ -48,12 +50,19 @@ def _tally(labels: list[str | None]) -> str:
                               if unknown else []))
 
 
+def _machine_label(summary: dict) -> str | None:
+    threads = summary.get("torch_threads")
+    if summary.get("machine") is None:
+        return None
+    return summary["machine"] + (f", {threads} torch thread{'' if threads == 1 else 's'} a run" if threads else "")
+
+
 def made_with(summaries: list[dict]) -> dict[str, str]:
-    """The machines and versions that made a set of runs, in words, from their summaries.
+    """The machines (with torch threads) and versions that made a set of runs, in words, from their summaries.
 
     A study resumed from run records may have been made on several machines;
     each one is named with its number of runs.
     """
-    return {"machine": _tally([s.get("machine") for s in summaries]),
+    return {"machine": _tally([_machine_label(s) for s in summaries]),
             "versions": _tally([f"byzsim {v['byzsim']}, torch {v['torch']}, Python {v['python']}"
                                 if (v := s.get("versions")) else None for s in summaries])}

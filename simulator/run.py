@@ -70,6 +70,7 @@ def _summary(sim: Simulation, elapsed: float) -> dict:
         "data": sim.data,
         "versions": versions(),
         "machine": machine(),
+        "torch_threads": torch.get_num_threads(),
     }
 
 

@@ -28,6 +28,7 @@ def test_a_short_run_learns_and_writes_its_files(small):
     assert load_result(result.folder).summary == result.summary
     assert set(result.summary["versions"]) == {"byzsim", "torch", "python"}
     assert result.summary["machine"] == machine() and "CPU cores" in machine()
+    assert result.summary["torch_threads"] == torch.get_num_threads()
 
 
 def test_average_collapses_where_median_and_krum_survive(small):

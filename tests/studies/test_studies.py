@@ -158,7 +158,7 @@ def test_the_quick_variant_runs_and_checks_its_claims(name, tmp_path):
     assert {v.status for v in done.verdicts} <= {HOLDS, FAILS, NOT_COMPARABLE}
     readme = (tmp_path / "published" / "README.md").read_text()
     assert "## Claims" in readme and "byzsim reproduce" in readme and done.dataset in readme
-    assert f"wall times) on {machine()}." in readme  # every run made here, so named once
+    assert f"wall times) on {machine()}, 1 torch thread a run." in readme  # every run made here: named once
     assert (tmp_path / "published" / "claims.csv").exists() and (tmp_path / "published" / "report.md").exists()
     assert ("## Beside the paper" in readme) == (get(name).comparison is not None)
     assert (tmp_path / "published" / "comparison.csv").exists() == (get(name).comparison is not None)
