@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +20,8 @@ from experiments import datasets
 from experiments.atomic import atomic_write
 from experiments.tools import UserException
 from simulator.grid import Grid, GridOutcome, finished, load_grids, run_grid
-from simulator.report import load, summarise, write_report
 from simulator.provenance import made_with
+from simulator.report import load, summarise, write_report
 from simulator.report.page import table
 from simulator.store import csv_bytes
 from simulator.studies.catalogue import get
