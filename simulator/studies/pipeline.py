@@ -11,7 +11,6 @@ for one machine's sitting resumes on the next (`simulator.grid.records`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from simulator.grid import Grid, GridOutcome, finished, load_grids, run_grid
 from simulator.provenance import made_with
 from simulator.report import load, summarise, write_report
 from simulator.report.page import table
-from simulator.store import csv_bytes
+from simulator.store import SUMMARY, RunFolder, csv_bytes
 from simulator.studies.catalogue import get
 from simulator.studies.study import Results, Study, Verdict
 
@@ -131,9 +130,8 @@ def _write_claims(study: Study, verdicts: list[Verdict], comparison: list[dict[s
 
 
 def _summaries(grid: Grid, out: Path) -> list[dict]:
-    """The summaries of the grid's finished runs (not of other runs that share the folder)."""
-    paths = [out / config.run_id() / "summary.json" for config in grid.configs]
-    return [json.loads(p.read_text()) for p in paths if p.exists()]
+    """The summaries of the grid's runs (all finished; not of other runs that share the folder)."""
+    return [RunFolder(out / config.run_id()).read_json(SUMMARY) for config in grid.configs]
 
 
 def _publish(study: Study, grid: Grid, out: Path, dest: Path, dataset: str, note: str,
@@ -143,7 +141,8 @@ def _publish(study: Study, grid: Grid, out: Path, dest: Path, dataset: str, note
     write_report(out, dest, metric=study.metric, formats=("png",))
     _write_claims(study, verdicts, comparison, dest)
     summaries = _summaries(grid, out)
-    hours, made = sum(float(s["wall_time"]) for s in summaries) / 3600, made_with(summaries)
+    hours = sum(float(s["wall_time"]) for s in summaries) / 3600
+    made = made_with(summaries)
     command = (f"byzsim reproduce {study.name}{' --quick' if quick else ''} --jobs 2 "
                f"{f'--records {records} ' if records else ''}--publish {dest}")
     notes = study.notes_file
