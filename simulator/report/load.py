@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
@@ -117,15 +118,21 @@ def _freeze(value: Any) -> Any:
     return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
 
 
-def find_runs(folder: str | Path) -> tuple[list[Path], int]:
-    """Finished run folders at any depth below ``folder``, and how many unfinished ones were skipped."""
+def find_runs(folder: str | Path, runs: Collection[str] | None = None) -> tuple[list[Path], int]:
+    """Finished run folders at any depth below ``folder``, and how many unfinished ones were skipped.
+
+    ``runs`` (run ids, the folders' names) keeps only those runs: a study's report and claims then read
+    its own grid, not other runs that share the output folder.
+    """
     root = Path(folder)
     if not root.is_dir():
         raise UserException(f"Folder {str(root)!r} does not exist.")
-    finished = sorted(p.parent for p in root.rglob(SUMMARY))
-    unfinished = sum(1 for p in root.rglob(CHECKPOINT) if not (p.parent / SUMMARY).exists())
+    wanted = (lambda p: True) if runs is None else (lambda p, ids=frozenset(runs): p.name in ids)
+    finished = sorted(p.parent for p in root.rglob(SUMMARY) if wanted(p.parent))
+    unfinished = sum(1 for p in root.rglob(CHECKPOINT) if not (p.parent / SUMMARY).exists() and wanted(p.parent))
     if not finished:
-        raise UserException(f"No finished run (a folder holding {SUMMARY}) under {str(root)!r}.")
+        among = "" if runs is None else f" among the {len(runs)} runs asked for"
+        raise UserException(f"No finished run (a folder holding {SUMMARY}){among} under {str(root)!r}.")
     return finished, unfinished
 
 
@@ -208,7 +215,7 @@ def group_runs(runs: list[Run], root: Path, unfinished: int = 0) -> Design:
                   diverged=tuple((r.folder.name, r.diverged_at) for r in runs if r.diverged_at is not None))
 
 
-def load(folder: str | Path, *, metrics: bool = False) -> Design:
-    """Find, read and group every finished run below ``folder``."""
-    folders, unfinished = find_runs(folder)
+def load(folder: str | Path, *, metrics: bool = False, runs: Collection[str] | None = None) -> Design:
+    """Find, read and group every finished run below ``folder`` (only those named in ``runs``, if given)."""
+    folders, unfinished = find_runs(folder, runs)
     return group_runs([read_run(f, metrics=metrics) for f in folders], Path(folder), unfinished)

@@ -6,7 +6,7 @@ links to exist whenever it does.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from experiments.tools import UserException
@@ -32,7 +32,7 @@ def _write_csv(path: Path, table: tuple[list[str], list[dict]]) -> Path:
 
 def write_report(folder: str | Path, output: str | Path | None = None, *, select: str | None = None,
                  metric: str = "final", diagnostics: bool = True,
-                 formats: Sequence[str] = FORMATS) -> list[Path]:
+                 formats: Sequence[str] = FORMATS, runs: Collection[str] | None = None) -> list[Path]:
     """Write report.md, its tables and figures for the finished runs under ``folder``.
 
     Args:
@@ -43,13 +43,14 @@ def write_report(folder: str | Path, output: str | Path | None = None, *, select
         metric: what the accuracy tables, heatmaps and worst cases show: ``final``, ``best`` or ``last5``.
         diagnostics: also draw the aggregate's distance from the honest mean per step (reads metrics.csv).
         formats: the figure formats (``png``, ``pdf``); the committed study results keep PNG only.
+        runs: run ids (folder names) to read, the others under ``folder`` left out; default all.
 
     Returns:
         The paths written, report.md last.
     """
     if metric not in METRICS:
         raise UserException(f"Unknown metric {metric!r}: use one of {', '.join(METRICS)}.")
-    design = load(folder, metrics=diagnostics)
+    design = load(folder, metrics=diagnostics, runs=runs)
     choices = select_values(design, select) if select is not None else None
     out = Path(folder if output is None else output)
     summaries = summarise(design)

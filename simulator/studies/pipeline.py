@@ -78,24 +78,28 @@ def reproduce(name: str, *, quick: bool = False, dataset: str | None = None, dat
     complete = all(finished(dataclasses.replace(c, output=str(out))) for c in configs)
     verdicts = None
     if complete:
-        results = _results(study, out)
+        results = _results(study, out, _run_ids(grid))
         verdicts = study.check(results)
         comparison = study.comparison(results) if study.comparison else []
         _write_claims(study, verdicts, comparison, out)
-        write_report(out, metric=study.metric)
+        write_report(out, metric=study.metric, runs=_run_ids(grid))
         if publish:
             _publish(study, grid, out, Path(publish), used, note, verdicts, comparison, quick, records)
     return Reproduction(study, grid, out, used, note, outcome, verdicts, time.perf_counter() - start)
 
 
 def check_claims(study: Study, folder: str | Path) -> list[Verdict]:
-    """Each claim of the study checked on the finished runs under ``folder``."""
+    """Each claim of the study checked on every finished run under ``folder`` (e.g. its committed records)."""
     return study.check(_results(study, folder))
 
 
-def _results(study: Study, folder: str | Path) -> Results:
-    """The result table of the finished runs under ``folder``, in the study's accuracy convention."""
-    return Results(summarise(load(folder)), study.metric)
+def _run_ids(grid: Grid) -> set[str]:
+    return {config.run_id() for config in grid.configs}
+
+
+def _results(study: Study, folder: str | Path, runs: set[str] | None = None) -> Results:
+    """The result table of the finished runs under ``folder`` (those in ``runs``), in the study's convention."""
+    return Results(summarise(load(folder, runs=runs)), study.metric)
 
 
 def _claims_rows(study: Study, verdicts: list[Verdict]) -> list[dict]:
@@ -138,7 +142,7 @@ def _publish(study: Study, grid: Grid, out: Path, dest: Path, dataset: str, note
              verdicts: list[Verdict], comparison: list[dict[str, str]], quick: bool,
              records: str | Path | None = None) -> None:
     """README.md (claims, comparison, command, dataset, time, machine, version, notes), CSV tables, PNG figures."""
-    write_report(out, dest, metric=study.metric, formats=("png",))
+    write_report(out, dest, metric=study.metric, formats=("png",), runs=_run_ids(grid))
     _write_claims(study, verdicts, comparison, dest)
     summaries = _summaries(grid, out)
     hours = sum(float(s["wall_time"]) for s in summaries) / 3600

@@ -158,3 +158,18 @@ def test_settings_read_short_and_make_distinct_file_names():
     assert describe(()) == "all runs"
     assert slugs([iid, skewed]) == ["-f=1_heterogeneity=iid", "-f=1_heterogeneity=dirichlet_alpha=0.5"]
     assert slugs([()]) == [""]
+
+
+def test_runs_named_by_id_are_the_only_ones_read(tmp_path):
+    _fake_run(tmp_path, [0.3, 0.6], aggregator="median", attack="none")
+    _fake_run(tmp_path, [0.2, 0.4], aggregator="krum", attack="none")
+    (tmp_path / "unfinished-run").mkdir()
+    (tmp_path / "unfinished-run" / "checkpoint.pt").write_bytes(b"")
+    median = Config(dataset="digits", nb_workers=7, nb_decl_byz=1, aggregator="median", attack="none").run_id()
+    design = load(tmp_path, runs={median})
+    assert design.runs == 1 and design.unfinished == 0 and [g.aggregator for g in design.groups] == ["median"]
+    assert load(tmp_path).runs == 2 and load(tmp_path).unfinished == 1
+    write_report(tmp_path, diagnostics=False, formats=("png",), runs={median})
+    assert "krum" not in (tmp_path / "table.csv").read_text()
+    with pytest.raises(UserException, match="No finished run .* among the 1 runs asked for"):
+        load(tmp_path, runs={"not-a-run"})

@@ -1,4 +1,5 @@
 """Reproduction studies: the catalogue, the claims on hand-made tables, the command, and each --quick variant."""
+import csv
 import math
 
 import numpy as np
@@ -167,6 +168,40 @@ def test_the_quick_variant_runs_and_checks_its_claims(name, tmp_path):
     assert f"--records {records}" in readme and len(list(records.glob("*/summary.json"))) == len(done.grid.configs)
     again = reproduce(name, quick=True, output=tmp_path / "fresh", records=records, progress=False)
     assert again.outcome.done == 0 and again.verdicts == done.verdicts  # carried by the records alone
+
+
+def test_a_study_reads_only_its_own_runs_from_a_shared_output_folder(tmp_path, monkeypatch):
+    """A run of another grid left in the output folder is in neither the claims nor the report."""
+    import dataclasses
+    import json
+
+    from simulator.grid import GridOutcome
+    from simulator.metrics import EVAL_COLUMNS, METRIC_COLUMNS
+    from simulator.store import atomic_write, csv_bytes
+    from simulator.studies import pipeline
+
+    def write_finished(config, accuracy):
+        folder = tmp_path / config.run_id()
+        rows = [{"step": 10 * i, "accuracy": a, "test_loss": 1.0, "val_accuracy": "", "val_loss": ""}
+                for i, a in enumerate(accuracy)]
+        atomic_write(folder / "evaluations.csv", csv_bytes(EVAL_COLUMNS, rows))
+        atomic_write(folder / "metrics.csv", csv_bytes(METRIC_COLUMNS, []))
+        atomic_write(folder / "config.json", json.dumps(config.to_dict()).encode())
+        atomic_write(folder / "summary.json", b"{}")
+
+    def fake_grid(grid, out, **_):
+        for config in grid.configs:
+            write_finished(config, [0.5, 0.8])
+        write_finished(dataclasses.replace(grid.configs[-1], seed=7), [0.1, 0.1])  # another seed of one cell
+        return GridOutcome()
+
+    monkeypatch.setattr(pipeline, "run_grid", fake_grid)
+    done = reproduce("krum", quick=True, dataset="digits", output=tmp_path, progress=False)
+    assert done.verdicts is not None and len(list(tmp_path.glob("*/summary.json"))) == len(done.grid.configs) + 1
+    with open(tmp_path / "table.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert table and {row["seeds"] for row in table} == {"1"} and {row["final_mean"] for row in table} == {"0.8"}
+    assert check_claims(get("krum"), tmp_path) != done.verdicts  # read with the stray run, the claims change
 
 
 def test_the_command_passes_records_to_the_grid(tmp_path, monkeypatch):
