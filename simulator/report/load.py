@@ -127,7 +127,11 @@ def find_runs(folder: str | Path, runs: Collection[str] | None = None) -> tuple[
     root = Path(folder)
     if not root.is_dir():
         raise UserException(f"Folder {str(root)!r} does not exist.")
-    wanted = (lambda p: True) if runs is None else (lambda p, ids=frozenset(runs): p.name in ids)
+    ids = None if runs is None else frozenset(runs)
+
+    def wanted(run: Path) -> bool:
+        return ids is None or run.name in ids
+
     finished = sorted(p.parent for p in root.rglob(SUMMARY) if wanted(p.parent))
     unfinished = sum(1 for p in root.rglob(CHECKPOINT) if not (p.parent / SUMMARY).exists() and wanted(p.parent))
     if not finished:

@@ -78,11 +78,12 @@ def reproduce(name: str, *, quick: bool = False, dataset: str | None = None, dat
     complete = all(finished(dataclasses.replace(c, output=str(out))) for c in configs)
     verdicts = None
     if complete:
-        results = _results(study, out, _run_ids(grid))
+        runs = _run_ids(grid)
+        results = _results(study, out, runs)
         verdicts = study.check(results)
         comparison = study.comparison(results) if study.comparison else []
         _write_claims(study, verdicts, comparison, out)
-        write_report(out, metric=study.metric, runs=_run_ids(grid))
+        write_report(out, metric=study.metric, runs=runs)
         if publish:
             _publish(study, grid, out, Path(publish), used, note, verdicts, comparison, quick, records)
     return Reproduction(study, grid, out, used, note, outcome, verdicts, time.perf_counter() - start)

@@ -10,9 +10,7 @@ import pytest
 
 from experiments.tools import UserException
 from simulator import Config, run
-from simulator.metrics import EVAL_COLUMNS, METRIC_COLUMNS
 from simulator.report import write_report
-from simulator.store import atomic_write, csv_bytes
 
 ATTACKS = ("alie", "signflip")
 LRS = (0.02, 0.3)
@@ -76,27 +74,19 @@ def test_the_page_has_a_selection_section_with_the_choice_in_bold(grid):
     assert "Best rule at its chosen `lr`: **median** (test worst case" in page
 
 
-def _fake_run(root, *, attack: str, lr: float, seed: int, val: list[float], test: list[float]) -> None:
-    """A finished run folder written by hand: config.json, evaluations.csv, metrics.csv, summary.json."""
-    config = Config(dataset="digits", nb_workers=7, nb_decl_byz=1, aggregator="median", attack=attack, lr=lr,
-                    seed=seed, validation_split=0.2, output=str(root))
-    folder = root / config.run_id()
-    rows = [{"step": 10 * i, "accuracy": t, "test_loss": 1.0, "val_accuracy": v, "val_loss": 1.0}
-            for i, (v, t) in enumerate(zip(val, test))]
-    atomic_write(folder / "evaluations.csv", csv_bytes(EVAL_COLUMNS, rows))
-    atomic_write(folder / "metrics.csv", csv_bytes(METRIC_COLUMNS, []))
-    atomic_write(folder / "config.json", json.dumps(config.to_dict()).encode())
-    atomic_write(folder / "summary.json", b"{}")
+def _config(root, *, attack: str, lr: float, seed: int) -> Config:
+    return Config(dataset="digits", nb_workers=7, nb_decl_byz=1, aggregator="median", attack=attack, lr=lr,
+                  seed=seed, validation_split=0.2, output=str(root))
 
 
-def test_selection_is_max_min_over_attacks_without_none(tmp_path):
+def test_selection_is_max_min_over_attacks_without_none(tmp_path, finished_run):
     # lr=0.1 is better on average and attack-free; lr=0.2 has the better worst case, so it is chosen.
     val = {(0.1, "none"): [0.5, 1.0], (0.1, "alie"): [0.5, 0.9], (0.1, "signflip"): [0.1, 0.3],
            (0.2, "none"): [0.1, 0.1], (0.2, "alie"): [0.3, 0.55], (0.2, "signflip"): [0.5, 0.4]}
     for (lr, attack), curve in val.items():
         # two seeds whose test curves peak at different evaluations: the best of the mean is not the mean of bests
-        _fake_run(tmp_path, attack=attack, lr=lr, seed=1, val=[curve[0] - 0.05, curve[1] - 0.05], test=[0.6, 0.2])
-        _fake_run(tmp_path, attack=attack, lr=lr, seed=2, val=[curve[0] + 0.05, curve[1] + 0.05], test=[0.2, 0.8])
+        for seed, test, shift in ((1, [0.6, 0.2], -0.05), (2, [0.2, 0.8], 0.05)):
+            finished_run(_config(tmp_path, attack=attack, lr=lr, seed=seed), test, val=[v + shift for v in curve])
     write_report(tmp_path, tmp_path / "out", select="lr", diagnostics=False)
     rows = {float(r["lr"]): r for r in _rows(tmp_path / "out" / "selection.csv")}
     assert rows[0.2]["chosen"] == "True" and rows[0.1]["chosen"] == "False"

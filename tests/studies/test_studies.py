@@ -170,29 +170,17 @@ def test_the_quick_variant_runs_and_checks_its_claims(name, tmp_path):
     assert again.outcome.done == 0 and again.verdicts == done.verdicts  # carried by the records alone
 
 
-def test_a_study_reads_only_its_own_runs_from_a_shared_output_folder(tmp_path, monkeypatch):
+def test_a_study_reads_only_its_own_runs_from_a_shared_output_folder(tmp_path, monkeypatch, finished_run):
     """A run of another grid left in the output folder is in neither the claims nor the report."""
     import dataclasses
-    import json
 
     from simulator.grid import GridOutcome
-    from simulator.metrics import EVAL_COLUMNS, METRIC_COLUMNS
-    from simulator.store import atomic_write, csv_bytes
     from simulator.studies import pipeline
-
-    def write_finished(config, accuracy):
-        folder = tmp_path / config.run_id()
-        rows = [{"step": 10 * i, "accuracy": a, "test_loss": 1.0, "val_accuracy": "", "val_loss": ""}
-                for i, a in enumerate(accuracy)]
-        atomic_write(folder / "evaluations.csv", csv_bytes(EVAL_COLUMNS, rows))
-        atomic_write(folder / "metrics.csv", csv_bytes(METRIC_COLUMNS, []))
-        atomic_write(folder / "config.json", json.dumps(config.to_dict()).encode())
-        atomic_write(folder / "summary.json", b"{}")
 
     def fake_grid(grid, out, **_):
         for config in grid.configs:
-            write_finished(config, [0.5, 0.8])
-        write_finished(dataclasses.replace(grid.configs[-1], seed=7), [0.1, 0.1])  # another seed of one cell
+            finished_run(dataclasses.replace(config, output=str(out)), [0.5, 0.8])
+        finished_run(dataclasses.replace(grid.configs[-1], output=str(out), seed=7), [0.1, 0.1])  # another seed
         return GridOutcome()
 
     monkeypatch.setattr(pipeline, "run_grid", fake_grid)

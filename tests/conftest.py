@@ -1,0 +1,34 @@
+"""Fixtures shared by every test folder."""
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from simulator.config import Config
+from simulator.metrics import EVAL_COLUMNS, METRIC_COLUMNS
+from simulator.store import CONFIG, EVALS, METRICS, SUMMARY, RunFolder
+
+
+def _write_finished_run(config: Config, accuracy: Sequence[float], *, losses: Sequence[float] | None = None,
+                        val: Sequence[float] | None = None) -> Path:
+    """Write the run folder of ``config`` as a finished run would leave it, without training.
+
+    One evaluation every 10 steps with the given test accuracies (test losses 1.0 unless given, validation
+    columns blank unless ``val`` is), an empty metrics.csv, config.json, and summary.json written last.
+    """
+    folder = RunFolder(config.folder())
+    losses = [1.0] * len(accuracy) if losses is None else losses
+    rows = [{"step": 10 * i, "accuracy": a, "test_loss": loss,
+             "val_accuracy": "" if val is None else val[i], "val_loss": "" if val is None else 1.0}
+            for i, (a, loss) in enumerate(zip(accuracy, losses))]
+    folder.write_csv(EVALS, EVAL_COLUMNS, rows)
+    folder.write_csv(METRICS, METRIC_COLUMNS, [])
+    folder.write_json(CONFIG, config.to_dict())
+    folder.write_json(SUMMARY, {})
+    return folder.path
+
+
+@pytest.fixture
+def finished_run():
+    """A writer of hand-made finished run folders: ``finished_run(config, accuracy, losses=..., val=...)``."""
+    return _write_finished_run
