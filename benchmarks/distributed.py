@@ -30,7 +30,7 @@ STEPS, WARMUP = 12, 3
 
 
 def config(args: argparse.Namespace, engine: str, output: str):
-    from simulator.config import Config
+    from simulator.core.config import Config
     return Config(dataset="fashionmnist", model=args.model, nb_workers=args.n, nb_decl_byz=args.n // 5,
                   aggregator="median", attack="alie", batch_size=32, engine=engine, device=args.device,
                   steps=STEPS + WARMUP, output=output)
@@ -59,8 +59,8 @@ def rank_main(args: argparse.Namespace) -> None:
     """One process of the distributed measurement (rank 0 prints one JSON line)."""
     import torch
 
-    from simulator.engines.distributed import connect, serve_rank, stop_ranks
-    from simulator.simulation import Simulation
+    from simulator.core.distributed import connect, serve_rank, stop_ranks
+    from simulator.core.simulation import Simulation
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,7 +103,7 @@ def main() -> None:
         return rank_main(args)
     import torch
 
-    from simulator.simulation import Simulation
+    from simulator.core.simulation import Simulation
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:

@@ -35,8 +35,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import experiments  # noqa: E402
-from simulator.engines import make_engine  # noqa: E402
-from simulator.memory import keep_freed_memory  # noqa: E402
+from simulator.core.engines import make_engine  # noqa: E402
+from simulator.core.memory import keep_freed_memory  # noqa: E402
 
 MODELS = ("simples-conv", "simples-full")
 

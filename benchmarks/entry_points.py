@@ -1,10 +1,10 @@
-"""Step time of one run started from Python (`simulator.run`) and from the `byzsim` command, side by side.
+"""Step time of one run started from Python (`simulator.core.run`) and from the `byzsim` command, side by side.
 
 Both start in a fresh process, on the same configuration, alternately
 (command, Python, command, ...), and the median per-step time of each run is
-read back from its metrics.csv. The two should agree: `simulator.run()`
+read back from its metrics.csv. The two should agree: `simulator.core.run()`
 applies the same process-wide allocator setting as the command
-(`simulator.memory.keep_freed_memory`).
+(`simulator.core.memory.keep_freed_memory`).
 
     python benchmarks/entry_points.py            # 3 rounds
     python benchmarks/entry_points.py --rounds 1
@@ -50,16 +50,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="runs of each entry point (default: 3)")
     args = parser.parse_args()
-    times: dict[str, list[float]] = {"byzsim train": [], "simulator.run()": []}
+    times: dict[str, list[float]] = {"byzsim train": [], "simulator.core.run()": []}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.rounds):
             times["byzsim train"].append(from_command(Path(tmp) / f"cli{i}"))
-            times["simulator.run()"].append(from_python(Path(tmp) / f"py{i}"))
+            times["simulator.core.run()"].append(from_python(Path(tmp) / f"py{i}"))
     cli, py = (statistics.median(v) for v in times.values())
     print(f"median step time over {args.rounds} runs each ({SETTINGS['model']}, n = {SETTINGS['nb_workers']}, "
           f"{SETTINGS['aggregator']} under {SETTINGS['attack']}):")
     print(f"  byzsim train     {cli:7.2f} ms   runs: {', '.join(f'{t:.2f}' for t in times['byzsim train'])}")
-    print(f"  simulator.run()  {py:7.2f} ms   runs: {', '.join(f'{t:.2f}' for t in times['simulator.run()'])}")
+    print(f"  simulator.core.run()  {py:7.2f} ms   runs: {', '.join(f'{t:.2f}' for t in times['simulator.core.run()'])}")
     print(f"  ratio run()/train: {py / cli:.2f}")
 
 

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from experiments import Configuration, Model  # noqa: E402
-from simulator.engines import make_engine  # noqa: E402
-from simulator.memory import keep_freed_memory  # noqa: E402
+from simulator.core.engines import make_engine  # noqa: E402
+from simulator.core.memory import keep_freed_memory  # noqa: E402
 
 
 def limit(module: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor):

@@ -46,11 +46,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-import simulator.simulation as simulation
+import simulator.core.simulation as simulation
 from experiments import datasets
 from experiments.tools import UserException
-from simulator.config import Config
-from simulator.memory import keep_freed_memory
+from simulator.core.config import Config
+from simulator.core.memory import keep_freed_memory
 
 
 def synthetic_if_missing() -> str:

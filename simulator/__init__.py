@@ -5,7 +5,7 @@
                         nb_workers=25, nb_decl_byz=5, steps=300))
     result.summary["final_accuracy"]
 """
-from simulator.config import Config
-from simulator.run import RunResult, load_result, run
+from simulator.core.config import Config
+from simulator.core.run import RunResult, load_result, run
 
 __all__ = ["Config", "RunResult", "load_result", "run"]

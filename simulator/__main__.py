@@ -1,6 +1,6 @@
 """`python -m simulator` is the `byzsim` command."""
 import sys
 
-from simulator.cli import main
+from simulator.cli.main import main
 
 sys.exit(main())

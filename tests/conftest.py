@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator.config import Config
-from simulator.metrics import EVAL_COLUMNS, METRIC_COLUMNS
-from simulator.store import CONFIG, EVALS, METRICS, SUMMARY, RunFolder
+from simulator.core.config import Config
+from simulator.core.metrics import EVAL_COLUMNS, METRIC_COLUMNS
+from simulator.core.store import CONFIG, EVALS, METRICS, SUMMARY, RunFolder
 
 
 def _write_finished_run(config: Config, accuracy: Sequence[float], *, losses: Sequence[float] | None = None,

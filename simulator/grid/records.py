@@ -19,9 +19,9 @@ from pathlib import Path
 
 from experiments.atomic import atomic_write
 from experiments.tools import UserException
-from simulator.config import Config
-from simulator.metrics import METRIC_COLUMNS
-from simulator.store import CONFIG, EVALS, METRICS, SUMMARY, csv_bytes, read_csv
+from simulator.core.config import Config
+from simulator.core.metrics import METRIC_COLUMNS
+from simulator.core.store import CONFIG, EVALS, METRICS, SUMMARY, csv_bytes, read_csv
 
 __all__ = ["KEPT", "save_record", "restore_records", "sync_records"]
 

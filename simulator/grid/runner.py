@@ -34,10 +34,10 @@ from tqdm.auto import tqdm
 
 from experiments.atomic import atomic_write
 from experiments.tools import UserException
-from simulator.config import Config
+from simulator.core.config import Config
 from simulator.grid.records import save_record, sync_records
 from simulator.grid.spec import Grid
-from simulator.store import CONFIG, SUMMARY
+from simulator.core.store import CONFIG, SUMMARY
 
 __all__ = ["GridOutcome", "finished", "parse_shard", "shard_of", "seed_major", "prepare", "run_grid", "GRID_FILE",
            "ERRORS"]
@@ -207,7 +207,7 @@ def _set_threads(threads: int) -> None:
 
 def _run_one(payload: dict) -> tuple[str, str | None]:
     """Run one config (in this process or a worker); the error as text instead of raising."""
-    from simulator.run import run
+    from simulator.core.run import run
 
     config = Config.from_dict(payload)
     try:

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import aggregators
 from experiments.tools import UserException
-from simulator.config import Config, field_kinds, type_error
+from simulator.core.config import Config, field_kinds, type_error
 
 __all__ = ["Grid", "load_grids"]
 

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from experiments.tools import UserException
-from simulator.config import Config
-from simulator.store import CHECKPOINT, CONFIG, EVALS, METRICS, SUMMARY, RunFolder, read_csv
+from simulator.core.config import Config
+from simulator.core.store import CHECKPOINT, CONFIG, EVALS, METRICS, SUMMARY, RunFolder, read_csv
 
 __all__ = ["ATTACK_FREE", "Design", "Group", "Run", "Setting", "attack_key", "field_key", "find_runs", "group_runs",
            "load", "order_key", "read_run", "setting_key"]

@@ -24,7 +24,7 @@ TITLE_FIELDS = (*FIRST_FIELDS, "steps", "batch_size", "lr", "momentum",
 
 
 def _heterogeneity_fields() -> tuple[str, ...]:
-    from simulator.partition import names, params_of
+    from simulator.core.partition import names, params_of
 
     return ("heterogeneity", *sorted({p for mode in names() for p in params_of(mode)}))
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
-from simulator.identity import FEDERATED_FIELDS
+from simulator.core.identity import FEDERATED_FIELDS
 from simulator.report.figures import Line, curves, heatmap
 from simulator.report.grids import F_FIELDS, Grid, attack_grids, axis_grids
 from simulator.report.load import Design, Setting

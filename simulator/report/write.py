@@ -17,7 +17,7 @@ from simulator.report.plots import plots
 from simulator.report.selection import select as select_values
 from simulator.report.stats import METRICS, summarise, worst_cases
 from simulator.report.tables import selection_rows, summary_rows, worst_case_rows
-from simulator.store import atomic_write, csv_bytes
+from simulator.core.store import atomic_write, csv_bytes
 
 __all__ = ["FIGURES", "REPORT", "SELECTION", "TABLE", "WORST_CASE", "write_report"]
 

@@ -19,10 +19,10 @@ from experiments import datasets
 from experiments.atomic import atomic_write
 from experiments.tools import UserException
 from simulator.grid import Grid, GridOutcome, finished, load_grids, run_grid
-from simulator.provenance import made_with
+from simulator.core.provenance import made_with
 from simulator.report import load, summarise, write_report
 from simulator.report.page import table
-from simulator.store import SUMMARY, RunFolder, csv_bytes
+from simulator.core.store import SUMMARY, RunFolder, csv_bytes
 from simulator.studies.catalogue import get
 from simulator.studies.study import Results, Study, Verdict
 

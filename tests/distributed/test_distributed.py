@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from simulator import Config, run
-from simulator.engines.distributed import backend
+from simulator.core.distributed import backend
 
 RUN = ["--dataset", "digits", "--nb-workers", "9", "--nb-decl-byz", "2", "--aggregator", "median", "--steps", "20",
        "--eval-every", "10", "--checkpoint-every", "10", "--quiet", "--dist-timeout", "20"]
@@ -158,7 +158,7 @@ def test_torchrun_restarts_a_run_whose_rank_died(tmp_path):
 
 
 def test_transport_errors_are_told_in_one_line_even_when_torch_gives_none():
-    from simulator.engines.distributed import _reason
+    from simulator.core.distributed import _reason
 
     assert _reason(RuntimeError("Connection closed by peer\n" + "frame\n" * 50)) == "Connection closed by peer"
     assert _reason(RuntimeError("")) == "RuntimeError" and len(_reason(RuntimeError("x" * 1000))) == 300

@@ -7,11 +7,11 @@ import torch.nn.functional as F
 
 from experiments import Configuration, Model
 from simulator import Config, run
-from simulator.cli import main
-from simulator.engines import make_engine
-from simulator.federated import ClientPool, FedOpt
-from simulator.simulation import Simulation
-from simulator.store import CHECKPOINT, SUMMARY
+from simulator.cli.main import main
+from simulator.core.engines import make_engine
+from simulator.core.federated import ClientPool, FedOpt
+from simulator.core.simulation import Simulation
+from simulator.core.store import CHECKPOINT, SUMMARY
 
 BASE = dict(dataset="digits", nb_workers=9, nb_decl_byz=2, steps=6, lr=0.1, eval_every=3, checkpoint_every=3)
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from experiments.tools import UserException
-from simulator.cli import main
+from simulator.cli.main import main
 from simulator.grid import load_grids, parse_shard, run_grid, runner, shard_of
 from simulator.grid.records import restore_records, save_record
 from simulator.report import write_report
-from simulator.simulation import Simulation
-from simulator.store import CHECKPOINT, CONFIG, EVALS, METRICS, SUMMARY, read_csv
+from simulator.core.simulation import Simulation
+from simulator.core.store import CHECKPOINT, CONFIG, EVALS, METRICS, SUMMARY, read_csv
 
 GRID = '''dataset = "digits"
 nb_workers = 7

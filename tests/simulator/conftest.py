@@ -1,6 +1,6 @@
 import pytest
 
-from simulator.config import Config
+from simulator.core.config import Config
 
 
 @pytest.fixture

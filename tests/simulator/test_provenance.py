@@ -1,5 +1,5 @@
 """What a set of runs was made with, in words, from their summaries."""
-from simulator.provenance import machine, made_with, versions
+from simulator.core.provenance import machine, made_with, versions
 
 V = {"byzsim": "0.1.0", "torch": "2.9.0", "python": "3.11.7"}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from experiments.grammar import parse_mapping, parse_value
-from simulator.cli import main
+from simulator.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from experiments.tools import UnavailableException, UserException
-from simulator.config import Config
-from simulator.metrics import step_metrics
-from simulator.optim import Momentum
-from simulator.schedule import learning_rate
+from simulator.core.config import Config
+from simulator.core.metrics import step_metrics
+from simulator.core.optim import Momentum
+from simulator.core.schedule import learning_rate
 
 
 def test_round_trip_through_json(tmp_path):

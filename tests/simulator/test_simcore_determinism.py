@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from simulator.run import deterministic_kernels
+from simulator.core.run import deterministic_kernels
 
 
 @pytest.fixture

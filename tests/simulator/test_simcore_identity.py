@@ -4,8 +4,8 @@ import dataclasses
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from simulator.config import Config
-from simulator.identity import NEUTRAL_FIELDS
+from simulator.core.config import Config
+from simulator.core.identity import NEUTRAL_FIELDS
 
 
 @pytest.mark.parametrize("a, b", [

@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import random, sys, torch
 before = (torch.random.get_rng_state().clone(), random.getstate(), sys.excepthook)
-import aggregators, attacks, simulator, simulator.cli, simulator.grid, simulator.report
+import aggregators, attacks, simulator, simulator.cli.main, simulator.grid, simulator.report
 after = (torch.random.get_rng_state(), random.getstate(), sys.excepthook)
 assert torch.equal(before[0], after[0]) and before[1] == after[1] and before[2] is after[2]
 """

@@ -5,9 +5,9 @@ import torch
 
 from experiments.tools import UserException
 from simulator import Config, load_result, run
-from simulator.provenance import machine
-from simulator.simulation import Simulation
-from simulator.store import CHECKPOINT, CONFIG, EVALS, METRICS, SUMMARY
+from simulator.core.provenance import machine
+from simulator.core.simulation import Simulation
+from simulator.core.store import CHECKPOINT, CONFIG, EVALS, METRICS, SUMMARY
 
 
 def _without_time(rows):

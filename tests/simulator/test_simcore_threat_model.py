@@ -5,7 +5,7 @@ import torch
 import aggregators
 import attacks
 from simulator import Config, run
-from simulator.simulation import Simulation
+from simulator.core.simulation import Simulation
 
 
 def _honest_indices(sim: Simulation) -> torch.Tensor:

@@ -8,8 +8,8 @@ from torch import nn
 
 from experiments import Configuration, Model
 from experiments.tools import UnavailableException, UserException
-from simulator import engines
-from simulator.engines import make_engine
+from simulator.core import engines
+from simulator.core.engines import make_engine
 
 SHAPES = {"simples-digits": (1, 8, 8), "simples-conv": (1, 28, 28), "simples-cifar": (3, 32, 32)}
 

@@ -5,9 +5,9 @@ import torch.nn.functional as F
 
 from experiments import Configuration, Model
 from simulator import Config
-from simulator.engines import make_engine
-from simulator.engines.memory import activation_bytes, chunk_for, default_budget, worker_bytes
-from simulator.simulation import Simulation
+from simulator.core.engines import make_engine
+from simulator.core.engines.memory import activation_bytes, chunk_for, default_budget, worker_bytes
+from simulator.core.simulation import Simulation
 
 
 def test_activations_grow_with_the_batch_and_a_worker_adds_two_gradients():

@@ -5,8 +5,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from experiments.tools import UnavailableException, UserException
-from simulator import partition as heterogeneity
-from simulator.partition import partition
+from simulator.core import partition as heterogeneity
+from simulator.core.partition import partition
 
 MODES = {"iid": {}, "extreme": {}, "gamma": {"gamma": 0.5}, "dirichlet": {"alpha": 1.0}}
 

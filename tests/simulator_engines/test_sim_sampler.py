@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from experiments.tools import UserException
-from simulator.sampler import WorkerSampler, worker_seed
+from simulator.core.sampler import WorkerSampler, worker_seed
 
 
 def dataset(size: int = 60):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from experiments.tools import UserException
-from simulator.cli import main
+from simulator.cli.main import main
 from simulator.grid import load_grids
-from simulator.provenance import machine
+from simulator.core.provenance import machine
 from simulator.report.load import Group
 from simulator.report.stats import Summary
 from simulator.studies import FAILS, HOLDS, NOT_COMPARABLE, Results, check_claims, get, names, reproduce

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from simulator.engines.base import (Engine, LossFn, flat_parameter_names, local_step, seeded_global_rng,
+from simulator.core.engines.base import (Engine, LossFn, flat_parameter_names, local_step, seeded_global_rng,
                                     store_buffer_average)
 
 __all__ = ["LoopEngine"]

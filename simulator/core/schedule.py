@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from experiments.registry import Registry
 
 if TYPE_CHECKING:
-    from simulator.config import Config
+    from simulator.core.config import Config
 
 __all__ = ["SCHEDULES", "Schedule", "learning_rate"]
 

@@ -22,18 +22,18 @@ from attacks.base import AttackContext, Poison
 from experiments import Configuration, Criterion, Model
 from experiments import datasets
 from experiments.tools import UserException
-from simulator.config import Config
-from simulator.engines import make_engine
-from simulator.engines.distributed import Connection, RemoteWorkers
-from simulator.engines.memory import chunk_for, default_budget, worker_bytes
-from simulator.federated import Selection, participants, server_optimizer
-from simulator.metrics import data_summary, step_metrics
-from simulator.optim import Momentum
-from simulator.partition import params_of, partition
-from simulator.sampler import WorkerSampler
-from simulator.schedule import learning_rate
-from simulator.seeding import derive_seed, generator
-from simulator.workers import LocalSteps, LocalWorkers
+from simulator.core.config import Config
+from simulator.core.engines import make_engine
+from simulator.core.distributed import Connection, RemoteWorkers
+from simulator.core.engines.memory import chunk_for, default_budget, worker_bytes
+from simulator.core.federated import Selection, participants, server_optimizer
+from simulator.core.metrics import data_summary, step_metrics
+from simulator.core.optim import Momentum
+from simulator.core.partition import params_of, partition
+from simulator.core.sampler import WorkerSampler
+from simulator.core.schedule import learning_rate
+from simulator.core.seeding import derive_seed, generator
+from simulator.core.workers import LocalSteps, LocalWorkers
 
 LOSSES = {"crossentropy": F.cross_entropy, "nll": F.nll_loss}
 
@@ -190,7 +190,7 @@ class Simulation:
                              vectors=vectors if chosen.f else None)
 
     def step(self) -> dict:
-        """One training step (a federated round: see `simulator.federated`); returns its metrics row."""
+        """One training step (a federated round: see `simulator.core.federated`); returns its metrics row."""
         start = time.perf_counter()
         c = self.config
         lr = learning_rate(c, self.t)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import aggregators
 import attacks
 from experiments import datasets, models
-from simulator import engines, partition
-from simulator.schedule import SCHEDULES
+from simulator.core import engines, partition
+from simulator.core.schedule import SCHEDULES
 
 
 def catalogue() -> dict[str, list[tuple[str, str]]]:

@@ -5,7 +5,7 @@ sorted copies, distance matrices). glibc returns such blocks to the operating
 system (mmap/munmap, heap trimming) and faults them in again on the next
 step; on the project's 2-core machine that cost about 40% of a CPU step.
 `keep_freed_memory` asks glibc to keep freed memory in the process instead.
-`simulator.run()` calls it, so a run is as fast from Python as from the
+`simulator.core.run()` calls it, so a run is as fast from Python as from the
 `byzsim` command; it changes this setting for the whole process, once, and
 never at import.
 """

@@ -36,7 +36,7 @@ import torch
 from experiments.grammar import parse_spec
 
 if TYPE_CHECKING:
-    from simulator.config import Config
+    from simulator.core.config import Config
 
 __all__ = ["NEUTRAL_FIELDS", "OPTIONAL_FIELDS", "identity", "run_id"]
 
@@ -49,8 +49,8 @@ _CHUNKING_ENGINES = ("vmap", "grouped", "auto", "distributed")
 
 def _inactive(config: "Config") -> set[str]:
     """Fields that the chosen heterogeneity mode, schedule, momentum and engine do not read."""
-    from simulator.partition import MODES
-    from simulator.schedule import SCHEDULES
+    from simulator.core.partition import MODES
+    from simulator.core.schedule import SCHEDULES
 
     unused: set[str] = set()
     for registry, chosen in ((MODES, config.heterogeneity), (SCHEDULES, config.lr_schedule)):

@@ -7,7 +7,7 @@ aggregator and attack specs are parsed and printed back in one form, with
 ``tau=5`` becomes ``cclip(tau=5.0)``), and numbers take their field's type.
 `Config.validate()` checks the rest that can be checked without loading data:
 numbers, choices, and the rule's requirement on (n, f). The run id
-(`simulator.identity`) hashes what changes the result.
+(`simulator.core.identity`) hashes what changes the result.
 """
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ class Config:
     @property
     def federated(self) -> bool:
         """Whether a step is a federated round (local steps, a client pool or a server optimiser)."""
-        from simulator.identity import FEDERATED_FIELDS
+        from simulator.core.identity import FEDERATED_FIELDS
         defaults = _defaults()
         return any(getattr(self, k) != defaults[k] for k in FEDERATED_FIELDS)
 
@@ -190,13 +190,13 @@ class Config:
         return DEFAULT_MODELS[self.dataset]
 
     def identity(self) -> dict:
-        """The canonical, result-changing content of this config (see `simulator.identity`)."""
-        from simulator.identity import identity
+        """The canonical, result-changing content of this config (see `simulator.core.identity`)."""
+        from simulator.core.identity import identity
         return identity(self)
 
     def run_id(self) -> str:
         """Readable slug plus a hash of `identity()`: every field that changes the result, canonically."""
-        from simulator.identity import run_id
+        from simulator.core.identity import run_id
         return run_id(self)
 
     def folder(self) -> Path:
@@ -320,9 +320,9 @@ def _execution_checks(c: Config) -> list[tuple[bool, str]]:
 
 def _check_choices(c: Config) -> None:
     """Names that registries resolve (schedule, split, engine, rule), the device and the output folder."""
-    from simulator.engines import ENGINES
-    from simulator.partition import MODES
-    from simulator.schedule import SCHEDULES
+    from simulator.core.engines import ENGINES
+    from simulator.core.partition import MODES
+    from simulator.core.schedule import SCHEDULES
     import aggregators
 
     SCHEDULES.get(c.lr_schedule)

@@ -19,13 +19,13 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from simulator.config import Config
-from simulator.engines.distributed import connect, serve_rank, stop_ranks
-from simulator.memory import keep_freed_memory
-from simulator.metrics import EVAL_COLUMNS, METRIC_COLUMNS
-from simulator.provenance import machine, versions
-from simulator.simulation import Simulation
-from simulator.store import CONFIG, EVALS, METRICS, SUMMARY, RunFolder, read_csv
+from simulator.core.config import Config
+from simulator.core.distributed import connect, serve_rank, stop_ranks
+from simulator.core.memory import keep_freed_memory
+from simulator.core.metrics import EVAL_COLUMNS, METRIC_COLUMNS
+from simulator.core.provenance import machine, versions
+from simulator.core.simulation import Simulation
+from simulator.core.store import CONFIG, EVALS, METRICS, SUMMARY, RunFolder, read_csv
 
 
 @dataclass

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from simulator.config import Config
+from simulator.core.config import Config
 
 
 def momentum_step(buffer: torch.Tensor, vector: torch.Tensor, mu: float, dampening: float, nesterov: bool) -> torch.Tensor:

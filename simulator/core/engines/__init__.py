@@ -1,14 +1,14 @@
 """Gradient engines: all workers' gradients of one shared model, per step.
 
-- ``vmap``: one batched pass with `torch.func` (`simulator.engines.vmap`).
-- ``loop``: one autograd pass per worker, the reference (`simulator.engines.loop`).
+- ``vmap``: one batched pass with `torch.func` (`simulator.core.engines.vmap`).
+- ``loop``: one autograd pass per worker, the reference (`simulator.core.engines.loop`).
 - ``grouped``: one grouped-convolution / batched-matmul pass for all workers,
   for sequences of Conv2d, Linear, ReLU, pooling and dropout layers
-  (`simulator.engines.grouped`).
+  (`simulator.core.engines.grouped`).
 - ``auto``: ``vmap`` if the model passes a probe batch, otherwise ``loop``; the
   reason for falling back is logged on the ``byzsim`` logger.
 - ``distributed``: the honest workers on other torch.distributed ranks
-  (`simulator.engines.distributed`), each rank running ``auto`` on its slice.
+  (`simulator.core.distributed`), each rank running ``auto`` on its slice.
 
 Both engines give the same gradients to float tolerance for models without
 dropout; with dropout each is reproducible from its seed but their masks differ.
@@ -21,10 +21,10 @@ from collections.abc import Callable
 import torch
 
 from experiments.registry import Registry
-from simulator.engines.base import Engine, LossFn
-from simulator.engines.grouped import GroupedEngine
-from simulator.engines.loop import LoopEngine
-from simulator.engines.vmap import VmapEngine
+from simulator.core.engines.base import Engine, LossFn
+from simulator.core.engines.grouped import GroupedEngine
+from simulator.core.engines.loop import LoopEngine
+from simulator.core.engines.vmap import VmapEngine
 
 __all__ = ["Engine", "ENGINES", "make_engine", "names", "describe", "VmapEngine", "LoopEngine", "GroupedEngine"]
 
@@ -65,8 +65,8 @@ ENGINES.add("auto", _auto, "vmap if the model passes a probe batch, else loop (t
 
 
 def _distributed(model, loss_fn: LossFn, *, chunk_size: int | None, seed: int, probe: Probe | None) -> Engine:
-    raise ValueError("the distributed engine is not built by make_engine: simulator.run starts it under torchrun "
-                     "(see simulator.engines.distributed)")
+    raise ValueError("the distributed engine is not built by make_engine: simulator.core.run starts it under torchrun "
+                     "(see simulator.core.distributed)")
 
 
 ENGINES.add("distributed", _distributed, "the honest workers on torch.distributed ranks, rank 0 the server "

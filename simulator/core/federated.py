@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
-from simulator.config import Config
-from simulator.optim import Momentum
+from simulator.core.config import Config
+from simulator.core.optim import Momentum
 
 __all__ = ["Selection", "Everyone", "ClientPool", "participants", "ServerSGD", "FedOpt", "server_optimizer"]
 

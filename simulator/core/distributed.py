@@ -34,9 +34,9 @@ import torch.distributed as dist
 
 from attacks.base import Poison
 from experiments.tools import UserException
-from simulator.engines import make_engine
-from simulator.engines.base import Engine, store_buffer_average
-from simulator.sampler import WorkerSampler
+from simulator.core.engines import make_engine
+from simulator.core.engines.base import Engine, store_buffer_average
+from simulator.core.sampler import WorkerSampler
 
 __all__ = ["Connection", "backend", "connect", "RemoteWorkers", "serve", "serve_rank", "stop_ranks", "slices", "ENV"]
 
@@ -160,7 +160,7 @@ def _load_flat_state(module: torch.nn.Module, params: torch.Tensor, flat: torch.
 
 # ------------------------------------------------------------------ server
 class RemoteWorkers:
-    """Rank 0's view of the worker ranks: the same interface as `simulator.workers.LocalWorkers`."""
+    """Rank 0's view of the worker ranks: the same interface as `simulator.core.workers.LocalWorkers`."""
 
     def __init__(self, connection: Connection, model, honest: int, byzantine: int, *, remote_byzantine: bool,
                  local: "LocalWorkersLike | None") -> None:
@@ -245,7 +245,7 @@ class RemoteWorkers:
                                         "byzantine_sampler": state["byzantine_sampler"]})
 
 
-LocalWorkersLike = object  # simulator.workers.LocalWorkers (its byzantine(), state_dict(), load_state_dict())
+LocalWorkersLike = object  # simulator.core.workers.LocalWorkers (its byzantine(), state_dict(), load_state_dict())
 
 
 def stop_ranks(connection: Connection) -> None:
@@ -270,8 +270,8 @@ def serve_rank(config, connection: Connection) -> None:
     import dataclasses
 
     from attacks.base import DataAttack
-    from simulator.seeding import derive_seed
-    from simulator.simulation import Simulation  # imported here: the simulation itself imports this module
+    from simulator.core.seeding import derive_seed
+    from simulator.core.simulation import Simulation  # imported here: the simulation itself imports this module
 
     sim = Simulation(dataclasses.replace(config, device=str(connection.device)))
     c, parts, mine = sim.config, sim.sampler.parts, connection.rank - 1

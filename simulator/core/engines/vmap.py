@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call, grad_and_value, vmap
 
-from simulator.engines.base import (Engine, LossFn, batched_buffers, flat_parameter_names, local_step,
+from simulator.core.engines.base import (Engine, LossFn, batched_buffers, flat_parameter_names, local_step,
                                     seeded_global_rng, store_buffer_average)
 
 __all__ = ["VmapEngine"]

@@ -4,7 +4,7 @@ The simulation asks its workers for two things: the honest workers' gradients
 of this step (each on a batch from its own partition), and, when an attack
 asks for them, the Byzantine workers' gradients on their own iid batches,
 poisoned first by a data attack. `LocalWorkers` does both in this process
-with one gradient engine; `simulator.engines.distributed.RemoteWorkers` has
+with one gradient engine; `simulator.core.distributed.RemoteWorkers` has
 other torch.distributed ranks do them. Both hand back raw gradients: the l2
 term, clipping and worker momentum are the simulation's.
 """
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from attacks.base import Poison
-from simulator.engines import Engine
-from simulator.sampler import WorkerSampler
+from simulator.core.engines import Engine
+from simulator.core.sampler import WorkerSampler
 
 __all__ = ["LocalWorkers", "LocalSteps"]
 

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 
 from experiments.grammar import parse_mapping, parse_value, split_top
 from experiments.tools import UserException
-from simulator.config import Config
-from simulator.grid import command as grid_command
-from simulator.studies import command as studies_command
+from simulator.core.config import Config
+from simulator.cli import grid as grid_command
+from simulator.cli import studies as studies_command
 
 SECTIONS = ("aggregators", "attacks", "models", "datasets", "heterogeneity", "engines", "schedules")
 
@@ -75,7 +75,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 # ---------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
-    from simulator.run import run
+    from simulator.core.run import run
 
     config = config_from_args(args)
     result = run(config, progress=not args.quiet)
@@ -87,7 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from simulator.catalogue import catalogue
+    from simulator.cli.catalogue import catalogue
 
     for section, entries in catalogue().items():
         if args.what and section != args.what:

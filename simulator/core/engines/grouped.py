@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments.tools import UserException
-from simulator.engines.base import Engine, LossFn, flat_parameter_names, local_step, seeded_global_rng
+from simulator.core.engines.base import Engine, LossFn, flat_parameter_names, local_step, seeded_global_rng
 
 __all__ = ["GroupedEngine", "SUPPORTED"]
 
