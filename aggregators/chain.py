@@ -31,6 +31,8 @@ class Chain(Rule):
     def canonical(self) -> str:
         return ">".join(step.canonical for step in self.parts())
 
+    identity = canonical  # what a run id hashes: every step's parameters, defaults filled
+
     def parts(self) -> list[Step]:
         return [*self.steps, self.rule]
 

@@ -103,7 +103,7 @@ class Attack(Plugin):
     def load_state_dict(self, state: dict) -> None:
         """Restore what ``state_dict`` returned."""
         if state:
-            raise ValueError(f"Attack {self.name!r} keeps no state, got keys {sorted(state)}.")
+            raise UserException(f"Attack {self.name!r} keeps no state, got keys {sorted(state)}.")
 
     def __repr__(self) -> str:
         return f"attacks.get({self.spec!r})"

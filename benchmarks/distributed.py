@@ -65,7 +65,7 @@ def rank_main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = config(args, "distributed", tmp)
-        connection = connect(cfg.dist_timeout, cfg.device)
+        connection = connect(cfg.parts["execution"].timeout, cfg.device)
         if connection.rank > 0:
             serve_rank(cfg, connection)
             return

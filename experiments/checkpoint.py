@@ -18,6 +18,8 @@ from typing import Any
 import torch
 
 from experiments.atomic import atomic_write
+from experiments.model import Model
+from experiments.optimizer import Optimizer
 from experiments.tools import UserException
 
 __all__ = ["Checkpoint", "Storage"]
@@ -42,8 +44,6 @@ class Storage(dict):
 
 def _unwrap(instance: Any) -> Any:
     """A Model stands for its module, an Optimizer for its torch optimizer."""
-    from experiments.model import Model
-    from experiments.optimizer import Optimizer
     if isinstance(instance, Model):
         return instance.module
     if isinstance(instance, Optimizer):

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.modules.loss as losses
 
 from experiments.tools import UnavailableException, UserException
 
-__all__ = ["Loss", "Criterion", "loss_names", "criterion_names"]
+__all__ = ["Loss", "Criterion", "LOSSES", "loss_names", "criterion_names"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -33,7 +34,6 @@ def _torch_losses() -> dict[str, type]:
 
     The full lower-case class names (``crossentropyloss``) are accepted too.
     """
-    import torch.nn.modules.loss as losses
     table: dict[str, type] = {}
     for cls_name in losses.__all__:
         if not cls_name.endswith("Loss"):  # deprecated aliases such as NLLLoss2d
@@ -125,6 +125,11 @@ class Loss:
 
     def __repr__(self) -> str:
         return f"Loss({str(self)!r})"
+
+
+# The losses a simulated run trains with, as functions ``loss(output, target, reduction="mean")``.
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {"crossentropy": torch.nn.functional.cross_entropy,
+                                                  "nll": torch.nn.functional.nll_loss}
 
 
 def _top_k(k: int = 1) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:

@@ -61,6 +61,7 @@ class Plugin:
 
     name: ClassVar[str] = "plugin"
     family: ClassVar[str] = "plug-in"  # "aggregator", "attack": names the plug-in in messages
+    neutral: ClassVar[tuple[str, ...]] = ()  # parameters that never change a run's numbers (a timeout)
 
     def __init__(self, **params: object) -> None:
         self._given: dict[str, object] = {}
@@ -104,6 +105,11 @@ class Plugin:
     def canonical(self) -> str:
         """The name and every parameter, defaults filled: one text per distinct behaviour."""
         return format_spec(self.name, {key: getattr(self, key) for key in self.parameters()})
+
+    @property
+    def identity(self) -> str:
+        """The canonical form without the `neutral` parameters: what a run id hashes."""
+        return format_spec(self.name, {k: getattr(self, k) for k in self.parameters() if k not in self.neutral})
 
     def __str__(self) -> str:
         return self.spec

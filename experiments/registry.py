@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Generic, TypeVar
 
+from experiments.grammar import parse_spec
 from experiments.tools import UnavailableException, UserException
 
 __all__ = ["Registry", "import_modules"]
@@ -78,7 +79,7 @@ class Registry(Generic[T]):
     def add(self, name: str, entry: T, description: str | None = None) -> None:
         """Add ``entry`` under ``name``; a name is registered once."""
         if name in self._entries:
-            raise RuntimeError(f"{self.kind} {name!r} is registered twice")
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = entry
         if description is not None:
             self._descriptions[name] = description
@@ -117,6 +118,11 @@ class Registry(Generic[T]):
             raise UserException(f"Unknown {self.kind} {name!r}; it may live in a module that failed to import: "
                                 f"{failures}.")
         raise UnavailableException(self.kind, name, self._entries)
+
+    def build(self, spec: str, **params: object) -> object:
+        """The plug-in a one-step spec names (``dirichlet(alpha=0.3)``), built with its parameters and ``params``."""
+        (name, given), = parse_spec(spec, self.kind)
+        return self.get(name)(**given, **params)
 
     def describe(self, name: str) -> str:
         """One line describing ``name``: its registered description, ``summary()`` or docstring."""

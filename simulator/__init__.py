@@ -6,6 +6,7 @@
     result.summary["final_accuracy"]
 """
 from simulator.core.config import Config
-from simulator.core.run import RunResult, load_result, run
+from simulator.core.run import run
+from simulator.core.store import RunResult, load_result
 
 __all__ = ["Config", "RunResult", "load_result", "run"]

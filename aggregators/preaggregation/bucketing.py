@@ -14,7 +14,6 @@ import math
 import torch
 
 from aggregators.base import PreAggregation, register
-from experiments.tools import UserException
 
 
 @register("bucketing")
@@ -25,8 +24,7 @@ class Bucketing(PreAggregation):
     s: int = 2
 
     def validate(self) -> None:
-        if self.s < 1:
-            raise UserException(f"bucketing needs s >= 1, got s = {self.s}.")
+        self.need(self.s >= 1, "s >= 1")
 
     def output_size(self, n: int, f: int) -> tuple[int, int]:
         buckets = math.ceil(n / self.s)

@@ -11,7 +11,6 @@ import torch
 
 from aggregators.base import PreAggregation, register
 from aggregators.distances import squared_distances_to
-from experiments.tools import UserException
 
 
 @register("clip")
@@ -21,8 +20,7 @@ class Clip(PreAggregation):
     tau: float = 1.0
 
     def validate(self) -> None:
-        if not self.tau > 0:
-            raise UserException(f"clip needs tau > 0, got tau = {self.tau}.")
+        self.need(self.tau > 0, "tau > 0")
 
     def transform(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         return clip_to(gradients, squared_distances_to(gradients).sqrt(), self.tau)

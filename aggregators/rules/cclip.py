@@ -22,8 +22,7 @@ class CenteredClipping(Rule):
     iters: int = 1
 
     def validate(self) -> None:
-        if not self.tau > 0 or self.iters < 1:
-            raise UserException(f"cclip needs tau > 0 and iters >= 1, got {self.spec}.")
+        self.need(self.tau > 0 and self.iters >= 1, "tau > 0 and iters >= 1")
 
     def requirement(self, n: int, f: int) -> str | None:
         return None if n >= 2 * f + 1 else "n >= 2f + 1"

@@ -25,7 +25,6 @@ import torch
 from aggregators.base import Rule, register
 from aggregators.distances import squared_distances, squared_distances_to, weighted_mean
 from aggregators.rules.signguard import median_of
-from experiments.tools import UserException
 
 
 @register("clippedclustering")
@@ -35,8 +34,7 @@ class ClippedClustering(Rule):
     max_tau: float = 1e5
 
     def validate(self) -> None:
-        if not self.max_tau > 0:
-            raise UserException(f"clippedclustering needs max_tau > 0, got {self.spec}.")
+        self.need(self.max_tau > 0, "max_tau > 0")
 
     def requirement(self, n: int, f: int) -> str | None:
         return None if n >= 2 * f + 1 else "n >= 2f + 1"

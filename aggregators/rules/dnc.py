@@ -14,7 +14,6 @@ import torch
 
 from aggregators.base import Rule, register
 from aggregators.distances import finite_rows, weighted_mean
-from experiments.tools import UserException
 
 
 @register("dnc")
@@ -27,8 +26,8 @@ class DivideAndConquer(Rule):
     c: float = 1.0
 
     def validate(self) -> None:
-        if self.niters < 1 or self.b < 1 or self.c < 0:
-            raise UserException(f"dnc needs niters >= 1, b >= 1 and c >= 0, got {self.spec}.")
+        self.need(self.niters >= 1 and self.b >= 1, "niters >= 1 and b >= 1")
+        self.need(0 <= self.c < math.inf, "a finite c >= 0")
 
     def requirement(self, n: int, f: int) -> str | None:
         if n < 2 * f + 1:

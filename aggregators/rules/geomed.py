@@ -24,7 +24,6 @@ import torch
 
 from aggregators.base import Rule, register
 from aggregators.distances import squared_distances, squared_distances_to, weighted_mean
-from experiments.tools import UserException
 
 
 _RANGE = 1e16  # squared-distance range beyond which the Gram-coefficient iteration loses every digit
@@ -40,8 +39,8 @@ class GeometricMedian(Rule):
     start: Literal["mean", "zero"] = "mean"
 
     def validate(self) -> None:
-        if not (0 <= self.nu < math.inf and 0 <= self.tol < math.inf) or self.max_iter < 1:
-            raise UserException(f"geomed needs finite nu >= 0 and tol >= 0, and max_iter >= 1, got {self.spec}.")
+        self.need(0 <= self.nu < math.inf and 0 <= self.tol < math.inf, "a finite nu >= 0 and a finite tol >= 0")
+        self.need(self.max_iter >= 1, "max_iter >= 1")
 
     def requirement(self, n: int, f: int) -> str | None:
         return None if n >= 2 * f + 1 else "n >= 2f + 1"

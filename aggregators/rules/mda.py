@@ -12,7 +12,6 @@ import torch
 
 from aggregators.base import Rule, register
 from aggregators.distances import squared_distances, weighted_mean
-from experiments.tools import UserException
 
 _CHUNK_ELEMENTS = 1 << 22  # subsets x n x n booleans per chunk
 
@@ -22,6 +21,9 @@ class MinimumDiameterAveraging(Rule):
     """Mean of the n-f vectors with the smallest diameter, by exact enumeration (El Mhamdi et al. 2018)."""
 
     max_subsets: int = 2_000_000
+
+    def validate(self) -> None:
+        self.need(self.max_subsets >= 1, "max_subsets >= 1")
 
     def requirement(self, n: int, f: int) -> str | None:
         if n < 2 * f + 1:

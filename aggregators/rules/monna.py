@@ -10,7 +10,6 @@ import torch
 
 from aggregators.base import Rule, register
 from aggregators.distances import squared_distances_to, weighted_mean
-from experiments.tools import UserException
 
 
 @register("monna")
@@ -20,8 +19,7 @@ class MoNNA(Rule):
     trusted: int = 0
 
     def validate(self) -> None:
-        if self.trusted < 0:
-            raise UserException(f"monna needs trusted >= 0, got {self.trusted}.")
+        self.need(self.trusted >= 0, "trusted >= 0")
 
     def requirement(self, n: int, f: int) -> str | None:
         if n < 2 * f + 1:

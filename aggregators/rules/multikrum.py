@@ -13,7 +13,6 @@ import torch
 from aggregators.base import register
 from aggregators.distances import weighted_mean
 from aggregators.rules.krum import _KrumScored
-from experiments.tools import UserException
 
 
 @register("multikrum")
@@ -23,8 +22,7 @@ class MultiKrum(_KrumScored):
     m: int | None = None
 
     def validate(self) -> None:
-        if self.m is not None and self.m < 1:
-            raise UserException(f"multikrum needs m >= 1, got m = {self.m}.")
+        self.need(self.m is None or self.m >= 1, "m >= 1")
 
     def requirement(self, n: int, f: int) -> str | None:
         unmet = super().requirement(n, f)

@@ -28,7 +28,6 @@ import torch
 
 from aggregators.base import Rule, register
 from aggregators.distances import squared_distances_to, weighted_mean
-from experiments.tools import UserException
 
 _LLOYD_ITERATIONS = 50  # upper bound; 2-means on n points settles in a few
 
@@ -43,8 +42,8 @@ class SignGuard(Rule):
     fraction: float = 0.1
 
     def validate(self) -> None:
-        if not (0 <= self.lower <= 1 <= self.upper) or not 0 < self.fraction <= 1:
-            raise UserException(f"signguard needs 0 <= lower <= 1 <= upper and 0 < fraction <= 1, got {self.spec}.")
+        self.need(0 <= self.lower <= 1 <= self.upper, "0 <= lower <= 1 <= upper")
+        self.need(0 < self.fraction <= 1, "0 < fraction <= 1")
 
     def requirement(self, n: int, f: int) -> str | None:
         return None if n >= 2 * f + 1 else "n >= 2f + 1"

@@ -4,8 +4,24 @@ from __future__ import annotations
 import aggregators
 import attacks
 from experiments import datasets, models
-from simulator.core import engines, partition
+from experiments.grammar import format_value
+from experiments.registry import Registry
+from simulator.core.engines import ENGINES
+from simulator.core.execution import EXECUTIONS
+from simulator.core.federated import SERVER_OPTIMIZERS
+from simulator.core.partition import MODES
 from simulator.core.schedule import SCHEDULES
+
+SECTIONS = ("aggregators", "attacks", "models", "datasets", "heterogeneity", "schedules", "server-optimisers",
+            "engines", "executions")
+
+
+def _specs(registry: Registry) -> list[tuple[str, str]]:
+    """A spec plug-in's description and its parameters with their defaults."""
+    def line(name: str) -> str:
+        params = ", ".join(f"{k}={format_value(v)}" for k, v in registry.get(name).parameters().items())
+        return registry.describe(name) + (f" [{params}]" if params else "")
+    return [(name, line(name)) for name in registry.names()]
 
 
 def catalogue() -> dict[str, list[tuple[str, str]]]:
@@ -19,7 +35,9 @@ def catalogue() -> dict[str, list[tuple[str, str]]]:
         "models": pairs(models.names(), models.describe)
         + [("<torchvision name>", "any torchvision.models constructor, e.g. resnet18")],
         "datasets": pairs(datasets.names(), datasets.describe),
-        "heterogeneity": pairs(partition.names(), partition.describe),
-        "engines": pairs(engines.names(), engines.describe),
-        "schedules": pairs(SCHEDULES.names(), SCHEDULES.describe),
+        "heterogeneity": _specs(MODES),
+        "schedules": _specs(SCHEDULES),
+        "server-optimisers": _specs(SERVER_OPTIMIZERS),
+        "engines": _specs(ENGINES),
+        "executions": _specs(EXECUTIONS),
     }

@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 from experiments.tools import UserException
+from simulator.core.store import varying
+from simulator.grid import iter_status, load_grids, parse_shard, prepare, run_grid, shard_of
 
-__all__ = ["add_parser"]
+__all__ = ["MAX_EXIT", "add_parser", "add_runner_options", "runner_options"]
 
 MAX_EXIT = 100  # the exit status is the number of failed runs, capped below the shell's special values
 
@@ -23,18 +25,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     grid.add_argument("--grid", metavar="NAME", help="only this named grid of the file (default: all)")
     grid.add_argument("--output", metavar="DIR", help="output folder (default: results/runs/<file name>, and "
                                                       "/<grid name> below it for a file of several grids)")
-    grid.add_argument("--jobs", type=int, default=1, help="runs at a time, in worker processes (default: 1)")
-    grid.add_argument("--threads", type=int, default=None,
-                      help="torch threads per run (default: 1 with --jobs above 1, else torch's default)")
-    grid.add_argument("--shard", metavar="I/N", help="run only the I-th of N disjoint, balanced slices (a job array)")
-    grid.add_argument("--records", metavar="DIR",
-                      help="keep a few-kilobyte record of each finished run in DIR, and count the runs recorded "
-                           "there as finished: a grid carried across machines in a repository (docs/grids.md)")
+    add_runner_options(grid, "grid")
     grid.add_argument("--append", action="store_true", help="allow an output folder that holds other runs")
     grid.add_argument("--list", action="store_true", help="print the run ids and their configurations; run nothing")
     grid.add_argument("--json", action="store_true", help="with --list: one JSON object per line")
-    grid.add_argument("--quiet", action="store_true", help="no progress bar")
     grid.set_defaults(func=run_command)
+
+
+def add_runner_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """The grid runner's options, declared once for every command that runs a grid (``what``: grid or study)."""
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time, in worker processes (default: 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per run (default: 1 with --jobs above 1, else torch's default)")
+    parser.add_argument("--shard", metavar="I/N",
+                        help=f"run only the I-th of N disjoint, balanced slices of the {what} (a job array)")
+    parser.add_argument("--records", metavar="DIR",
+                        help="keep a few-kilobyte record of each finished run in DIR, and count the runs recorded "
+                             f"there as finished: a {what} carried across machines in a repository (docs/grids.md)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def runner_options(args: argparse.Namespace) -> dict:
+    """`run_grid`'s keyword arguments from the runner options, checked (`UserException`) before anything runs."""
+    shard = parse_shard(args.shard) if args.shard else None
+    if args.jobs < 1:
+        raise UserException(f"--jobs must be at least 1, got {args.jobs}.")
+    return {"jobs": args.jobs, "threads": args.threads, "shard": shard, "progress": not args.quiet}
 
 
 def _outputs(file: Path, names: list[str], output: str | None, several: bool) -> dict[str, Path]:
@@ -50,11 +66,7 @@ def _records(records: str | None, name: str, several: bool) -> Path | None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from simulator.grid import iter_status, load_grids, parse_shard, prepare, run_grid, shard_of
-
-    shard = parse_shard(args.shard) if args.shard else None
-    if args.jobs < 1:
-        raise UserException(f"--jobs must be at least 1, got {args.jobs}.")
+    options = runner_options(args)
     grids = load_grids(args.file)
     outputs = _outputs(Path(args.file), list(grids), args.output, several=len(grids) > 1)
     if args.grid:
@@ -66,13 +78,12 @@ def run_command(args: argparse.Namespace) -> int:
         print(grid.summary(), file=sys.stderr)
     if args.list:
         for name in grids:
-            _print_listing(shard_of(configs[name], shard), args.json, iter_status)
+            _print_listing(shard_of(configs[name], options["shard"]), args.json)
         return 0
     failed = 0
     for name, grid in grids.items():
-        outcome = run_grid(grid, outputs[name], jobs=args.jobs, threads=args.threads, shard=shard,
-                           append=args.append, progress=not args.quiet,
-                           records=_records(args.records, name, several=len(grids) > 1))
+        outcome = run_grid(grid, outputs[name], append=args.append,
+                           records=_records(args.records, name, several=len(grids) > 1), **options)
         print(f"grid {name!r} -> {outputs[name]}: {outcome.line()}", file=sys.stderr)
         failed += outcome.failed
     if failed:
@@ -80,19 +91,12 @@ def run_command(args: argparse.Namespace) -> int:
     return min(failed, MAX_EXIT)
 
 
-def _print_listing(configs: list, as_json: bool, iter_status) -> None:
-    varying = _varying(configs)
+def _print_listing(configs: list, as_json: bool) -> None:
+    rows = [c.to_dict() for c in configs]
+    shown_fields = varying(rows, rows[0] if rows else ())
     for config, status in iter_status(configs):
         if as_json:
             print(json.dumps({"run_id": config.run_id(), "status": status, "config": config.to_dict()}))
         else:
-            shown = " ".join(f"{k}={getattr(config, k)}" for k in varying)
+            shown = " ".join(f"{k}={getattr(config, k)}" for k in shown_fields)
             print(f"{config.run_id()}  {status:<7}  {shown}")
-
-
-def _varying(configs: list) -> list[str]:
-    """The fields whose value differs between the listed runs, in field order."""
-    if not configs:
-        return []
-    rows = [c.to_dict() for c in configs]
-    return [k for k in rows[0] if len({json.dumps(r[k], sort_keys=True) for r in rows}) > 1]

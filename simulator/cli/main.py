@@ -16,13 +16,15 @@ import types
 import typing
 from collections.abc import Sequence
 
-from experiments.grammar import parse_mapping, parse_value, split_top
+from experiments.grammar import parse_mapping
 from experiments.tools import UserException
-from simulator.core.config import Config
 from simulator.cli import grid as grid_command
 from simulator.cli import studies as studies_command
+from simulator.cli.catalogue import SECTIONS, catalogue
+from simulator.core.migrate import migrate
+from simulator.core.config import Config
+from simulator.core.run import run
 
-SECTIONS = ("aggregators", "attacks", "models", "datasets", "heterogeneity", "engines", "schedules")
 
 
 # ----------------------------------------------------------------- parsing
@@ -32,18 +34,6 @@ def _mapping(text: str) -> dict:
         return parse_mapping(text)
     except UserException as err:
         raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def _number_list(text: str) -> list[int | float]:
-    """An option holding ``100,200`` or ``[100, 200]`` (numbers)."""
-    try:
-        value = parse_value(text) if text.strip().startswith("[") else \
-            [parse_value(part) for part in split_top(text, ",") if part.strip()]
-    except UserException as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
-    return value
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -61,8 +51,15 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         if base is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
             continue
-        converter = {dict: _mapping, list: _number_list}.get(base, base)
-        parser.add_argument(flag, type=converter, default=argparse.SUPPRESS, metavar=field.name.upper(), help=help_text)
+        parser.add_argument(flag, type=base, default=argparse.SUPPRESS, metavar=field.name.upper(), help=help_text)
+    for name, what in SPEC_ARGS.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=_mapping, default=argparse.SUPPRESS, metavar="K=V,...",
+                            help=f"parameters of {what}, folded into its spec (k=v,k=v or JSON)")
+
+
+# Options folded into a spec field: `--model-args width=3` adds width=3 to the model's spec.
+SPEC_ARGS = {"model_args": "the model constructor", "criterion_args": "the criterion",
+             "aggregator_args": "the last rule of the aggregator chain", "attack_args": "the attack"}
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -70,13 +67,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
     data = Config.load(args.config).to_dict() if args.config else {}
     names = {f.name for f in dataclasses.fields(Config)}
     data.update({k: v for k, v in vars(args).items() if k in names})
-    return Config.from_dict(data)
+    sugar = {k: v for k, v in vars(args).items() if k in SPEC_ARGS}
+    return Config.from_dict(Config.upgrade({**data, **sugar}, quiet=True))
 
 
 # ---------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
-    from simulator.core.run import run
-
     config = config_from_args(args)
     result = run(config, progress=not args.quiet)
     if result is None:  # a worker rank of a distributed run: rank 0 reports
@@ -87,8 +83,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from simulator.cli.catalogue import catalogue
-
     for section, entries in catalogue().items():
         if args.what and section != args.what:
             continue
@@ -99,8 +93,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    for folder in args.folders:
+        done = migrate(folder)
+        print(f"{folder}: {done.renamed} runs renamed to their current ids, {done.current} already current"
+              + "".join(f"\n  left alone, the new id is taken: {clash}" for clash in done.clashes))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    from simulator.report import write_report
+    from simulator.report import write_report  # lazy: start-up time (matplotlib, scipy)
 
     for path in write_report(args.folder, args.output, select=args.select, metric=args.metric):
         print(path)
@@ -140,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     studies_command.add_parser(sub)
+
+    migration = sub.add_parser("migrate", help="rename run folders and records to the current run ids",
+                               description="Rewrite every run folder directly below each FOLDER (a grid's output "
+                                           "or a --records folder) in the current configuration spelling and "
+                                           "rename it to its current run id. Results are unchanged; only the ids "
+                                           "moved when the configuration became specs. See docs/grids.md.")
+    migration.add_argument("folders", nargs="+", metavar="FOLDER")
+    migration.set_defaults(func=cmd_migrate)
     return parser
 
 

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from experiments.tools import UserException
+from simulator.cli.grid import MAX_EXIT, add_runner_options, runner_options
 
 __all__ = ["add_parser"]
 
@@ -21,24 +22,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                            help="the quick variant: one seed, fewer steps, part of the grid (minutes)")
     reproduce.add_argument("--dataset", help="run on this dataset instead of the paper's")
     reproduce.add_argument("--data-root", metavar="DIR", help="folder holding the paper's dataset files")
-    reproduce.add_argument("--jobs", type=int, default=1, help="runs at a time, in worker processes (default: 1)")
-    reproduce.add_argument("--threads", type=int, default=None, help="torch threads per run")
-    reproduce.add_argument("--shard", metavar="I/N", help="run only the I-th of N slices of the study's grid")
+    add_runner_options(reproduce, "study")
     reproduce.add_argument("--output", metavar="DIR",
                            help="folder of the runs and the report (default: results/runs/studies/NAME[-quick])")
     reproduce.add_argument("--publish", metavar="DIR",
                            help="also write README.md, the CSV tables and PNG figures there (e.g. results/NAME)")
-    reproduce.add_argument("--records", metavar="DIR",
-                           help="keep a few-kilobyte record of each finished run in DIR (e.g. results/NAME/runs) "
-                                "and count the runs recorded there as finished: a study carried across "
-                                "machines or sittings in a repository")
-    reproduce.add_argument("--quiet", action="store_true", help="no progress bar")
     reproduce.set_defaults(func=run_command)
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from simulator.grid import parse_shard
-    from simulator.studies import get, names, reproduce
+    from simulator.studies import get, names, reproduce  # lazy: start-up time (matplotlib, scipy via report)
 
     if args.list:
         for name in names():
@@ -49,10 +42,8 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     if not args.name:
         raise UserException(f"Name a study ({', '.join(names())}), or pass --list.")
-    shard = parse_shard(args.shard) if args.shard else None
-    done = reproduce(args.name, quick=args.quick, dataset=args.dataset, data_root=args.data_root, jobs=args.jobs,
-                     threads=args.threads, shard=shard, output=args.output, publish=args.publish,
-                     records=args.records, progress=not args.quiet)
+    done = reproduce(args.name, quick=args.quick, dataset=args.dataset, data_root=args.data_root,
+                     output=args.output, publish=args.publish, records=args.records, **runner_options(args))
     print(f"study {args.name!r} on {done.dataset} ({done.dataset_note}) -> {done.output}: {done.outcome.line()}",
           file=sys.stderr)
     if done.verdicts is None:
@@ -62,4 +53,4 @@ def run_command(args: argparse.Namespace) -> int:
         for claim, verdict in zip(done.study.claims, done.verdicts):
             print(f"{verdict.status:>15}: {claim.text} (ours: {verdict.ours}; paper: {verdict.paper})")
         print(f"report: {done.output / 'report.md'}, claims: {done.output / 'claims.md'}", file=sys.stderr)
-    return min(done.outcome.failed, 100)
+    return min(done.outcome.failed, MAX_EXIT)

@@ -23,7 +23,19 @@ from typing import Any
 
 import torch
 
+import aggregators
+import attacks
+from experiments import models
+from experiments.grammar import format_spec, parse_spec
+from experiments.loss import LOSSES, criterion_names
 from experiments.tools import UserException
+from simulator.core import identity as _identity
+from simulator.core.engines import ENGINES
+from simulator.core.execution import EXECUTIONS
+from simulator.core.federated import SERVER_OPTIMIZERS
+from simulator.core.legacy import upgrade
+from simulator.core.partition import MODES
+from simulator.core.schedule import SCHEDULES
 
 MOMENTUM_PLACEMENTS = ("worker", "server", "update")
 
@@ -34,6 +46,21 @@ DEFAULT_MODELS = {
     "fashionmnist": "simples-conv",
     "cifar10": "simples-cifar",
 }
+
+# The spec fields built by a registry (aggregators and attacks by their packages), each parsed once.
+PARTS = {"aggregator": aggregators.get, "attack": attacks.get, "heterogeneity": MODES.build,
+         "lr_schedule": SCHEDULES.build, "server_opt": SERVER_OPTIMIZERS.build, "engine": ENGINES.build,
+         "execution": EXECUTIONS.build}
+
+
+def _named_spec(spec: str, kind: str) -> str:
+    """A model or criterion spec (``top-k(k=5)``) checked by name and printed canonically (parameters sorted)."""
+    (name, params), = parse_spec(spec, kind)
+    if kind == "model":
+        models.constructor(name)
+    elif name not in criterion_names():
+        raise UserException(f"Unknown criterion {name!r}: use one of {', '.join(criterion_names())}.")
+    return format_spec(name, dict(sorted(params.items())))
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -50,34 +77,26 @@ class Config:
     # Data and model
     dataset: str = _f("digits", "dataset name (see `byzsim list`)")
     data_root: str | None = _f(None, "folder holding the dataset files (default: BYZSIM_DATA or the standard places)")
-    model: str | None = _f(None, "model name (default: the dataset's default model)")
-    model_args: dict = _f({}, "keyword arguments of the model constructor (JSON or k=v,k=v)")
-    loss: str = _f("crossentropy", "training loss: crossentropy or nll")
-    criterion: str = _f("top-k", "evaluation criterion: top-k or sigmoid (experiments.Criterion)")
-    criterion_args: dict = _f({}, 'keyword arguments of the criterion, e.g. k=5 for top-5 accuracy (JSON or k=v,k=v)')
+    model: str | None = _f(None, 'model spec, e.g. "simples-conv" or "simples-full(width=200)" (default: the '
+                                 "dataset's default model)")
+    loss: str = _f("crossentropy", "training loss: " + " or ".join(LOSSES))
+    criterion: str = _f("top-k", 'evaluation criterion spec: "top-k", "top-k(k=5)" or "sigmoid"')
     # Workers
     nb_workers: int = _f(11, "total number of workers n (honest + Byzantine)")
     nb_decl_byz: int = _f(2, "declared number of Byzantine workers f, as the aggregator is told")
     nb_real_byz: int | None = _f(None, "real number of attacking workers (default: the declared number)")
     # Defence and attack
     aggregator: str = _f("average", 'aggregator spec, e.g. "krum", "nnm>krum", "bucketing(s=2)>cclip(tau=10)"')
-    aggregator_args: dict = _f({}, "keyword parameters of the last rule of the chain, folded into the spec "
-                                   "(JSON or k=v,k=v)")
     attack: str = _f("none", 'attack spec, e.g. "alie", "alie(z=1.5)" (see `byzsim list`)')
-    attack_args: dict = _f({}, "keyword parameters of the attack, folded into the spec (JSON or k=v,k=v)")
     # Optimisation
     batch_size: int = _f(32, "mini-batch size of each worker")
     test_batch_size: int = _f(1024, "batch size used to evaluate on the whole test set")
     steps: int = _f(300, "number of training steps")
     lr: float = _f(0.1, "initial learning rate")
-    lr_schedule: str = _f("constant", "learning-rate schedule: constant, inverse, step or cosine")
-    lr_decay: float = _f(5000.0, "inverse schedule: lr / (1 + t / lr_decay)")
-    lr_decay_delta: int = _f(1, "inverse schedule: recompute the rate every this many steps")
-    lr_milestones: list = _f([], "step schedule: steps at which the rate is multiplied by lr_gamma")
-    lr_gamma: float = _f(0.1, "step schedule: factor applied at each milestone")
-    lr_min: float = _f(0.0, "cosine schedule: final learning rate")
+    lr_schedule: str = _f("constant", 'learning-rate schedule spec: "constant", "inverse(timescale=5000)", '
+                                      '"step(milestones=[100,200],factor=0.1)" or "cosine(final_lr=0)"')
     momentum: float = _f(0.0, "momentum factor (0 disables it)")
-    momentum_at: str = _f("update", "where momentum is applied: worker, server or update")
+    momentum_at: str = _f("update", "where momentum is applied: " + ", ".join(MOMENTUM_PLACEMENTS))
     dampening: float = _f(0.0, "momentum dampening")
     nesterov: bool = _f(False, "use Nesterov momentum")
     weight_decay: float = _f(0.0, "weight decay applied by the server at the update")
@@ -96,16 +115,12 @@ class Config:
     participation: float | None = _f(None, "federated: the fraction p of the pool sampled each round, in (0, 1]")
     known_f: bool = _f(False, "federated: tell the rule the round's real number of Byzantine clients f_t instead "
                               "of the declared f")
-    server_opt: str = _f("sgd", "federated: the server's optimiser on the pseudo-gradient -aggregate: sgd "
-                                "(with the momentum placements), adam or yogi (FedOpt)")
-    server_lr: float = _f(1.0, "federated: the server's step size on the pseudo-gradient (1 with sgd: FedAvg)")
-    server_betas: list = _f([0.9, 0.99], "federated: adam/yogi's beta1 and beta2")
-    server_eps: float = _f(1e-3, "federated: adam/yogi's tau, the adaptivity (and the square root of the second "
-                                 "moment's start)")
+    server_opt: str = _f("sgd", 'federated: the server\'s optimiser on the pseudo-gradient -aggregate: "sgd(lr=1)" '
+                                '(with the momentum placements; FedAvg), "adam(lr=0.01,beta1=0.9,beta2=0.99,tau=0.001)"'
+                                ' or "yogi(...)" (FedOpt)')
     # Heterogeneity
-    heterogeneity: str = _f("iid", "data split across workers: iid, dirichlet, extreme or gamma")
-    alpha: float = _f(1.0, "dirichlet heterogeneity: concentration (smaller is more heterogeneous)")
-    gamma: float = _f(0.5, "gamma heterogeneity: fraction of the data split iid")
+    heterogeneity: str = _f("iid", 'data split across workers: "iid", "dirichlet(alpha=0.3)", "extreme" or '
+                                   '"gamma(iid_fraction=0.5)"')
     validation_split: float = _f(0.0, "fraction of the training set held out as a validation set, evaluated "
                                       "beside the test set (for hyperparameter selection); 0 keeps it all")
     # Bookkeeping
@@ -113,16 +128,11 @@ class Config:
     checkpoint_every: int = _f(100, "write a resumable checkpoint every this many steps")
     seed: int = _f(1, "seed of every random generator of the run")
     device: str = _f("cpu", 'torch device, e.g. "cpu", "cuda", "cuda:1"')
-    engine: str = _f("auto", "gradient engine: auto (vmap, or loop when vmap fails), vmap, grouped "
-                             "(Conv/Linear models, fastest on CPU), loop, or distributed (under torchrun)")
-    chunk_size: int | None = _f(None, "vmap/grouped engines: workers per batched pass (default: as many as fit "
-                                      "--memory-budget, or a GPU's free memory; all on a CPU)")
-    memory_budget: float | None = _f(None, "vmap/grouped engines: GiB for the workers' batched pass, which sets the "
-                                           "chunk size when --chunk-size is not given (default: 80%% of a GPU's free "
-                                           "memory; no limit on a CPU)")
-    dist_timeout: float = _f(300.0, "distributed engine: seconds to wait for a rank before stopping the run")
-    dist_byzantine: str = _f("server", "distributed engine: where Byzantine workers compute their own gradients, "
-                                       "server or ranks")
+    engine: str = _f("auto", 'gradient engine spec: "auto" (vmap, or loop when vmap fails), "vmap(chunk_size=8)", '
+                             '"grouped(memory_budget=4)" (Conv/Linear models, fastest on CPU) or "loop"; '
+                             "memory_budget in GiB (default: 80%% of a GPU's free memory, no limit on a CPU)")
+    execution: str = _f("local", 'where the workers compute: "local", or "torchrun(timeout=300,byzantine=server)" '
+                                 "(honest workers on torch.distributed ranks; launch with torchrun)")
     output: str = _f("results/runs", "folder under which the run's folder is created")
 
     def __post_init__(self) -> None:
@@ -132,16 +142,35 @@ class Config:
             if float in kinds and isinstance(value, int) and not isinstance(value, bool):
                 setattr(self, name, float(value))
         _check_types(self)
-        self._fold_specs()
+        self.parts: dict[str, Any] = {}
+        for name in (*PARTS, "model", "criterion"):
+            self._build(name)
 
-    def _fold_specs(self) -> None:
-        """Parse the aggregator and attack specs, fold their keyword arguments in, print them canonically."""
-        import aggregators
-        import attacks
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Setting a field after construction re-parses its spec and asks for a new validation."""
+        super().__setattr__(name, value)
+        if "parts" in self.__dict__ and name in _defaults():
+            self.__dict__.pop("_valid", None)
+            if name in (*PARTS, "model", "criterion"):
+                self._build(name)
 
-        self.aggregator = aggregators.get(self.aggregator, **self.aggregator_args).spec
-        self.attack = attacks.get(self.attack, **self.attack_args).spec
-        self.aggregator_args, self.attack_args = {}, {}
+    def _build(self, name: str) -> None:
+        """Parse and check one spec field once; keep the built part and print the spec canonically."""
+        spec = getattr(self, name)
+        if name in PARTS:
+            self.parts[name] = part = PARTS[name](spec)
+            spec = part.spec
+        elif spec is not None:
+            spec = _named_spec(spec, name)
+        super().__setattr__(name, spec)
+
+    def unmet(self) -> str | None:
+        """The rule's unmet requirement on the (n, f) a step gives it, or None: one check for runs and grids."""
+        return self.parts["aggregator"].unmet(*self.rule_size())
+
+    def rule_size(self) -> tuple[int, int]:
+        """The n the rule combines each step, and the largest f it is told."""
+        return self.per_round, min(self.real_byz, self.per_round) if self.known_f else self.nb_decl_byz
 
     # ------------------------------------------------------------------ derived
     @property
@@ -158,9 +187,7 @@ class Config:
     @property
     def federated(self) -> bool:
         """Whether a step is a federated round (local steps, a client pool or a server optimiser)."""
-        from simulator.core.identity import FEDERATED_FIELDS
-        defaults = _defaults()
-        return any(getattr(self, k) != defaults[k] for k in FEDERATED_FIELDS)
+        return any(getattr(self, k) != _defaults()[k] for k in _identity.FEDERATED_FIELDS)
 
     @property
     def pool(self) -> int:
@@ -191,13 +218,11 @@ class Config:
 
     def identity(self) -> dict:
         """The canonical, result-changing content of this config (see `simulator.core.identity`)."""
-        from simulator.core.identity import identity
-        return identity(self)
+        return _identity.identity(self)
 
     def run_id(self) -> str:
         """Readable slug plus a hash of `identity()`: every field that changes the result, canonically."""
-        from simulator.core.identity import run_id
-        return run_id(self)
+        return _identity.run_id(self)
 
     def folder(self) -> Path:
         return Path(self.output) / self.run_id()
@@ -207,12 +232,20 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Config":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+    def from_dict(cls, data: dict, where: str = "configuration") -> "Config":
+        """A validated Config from a dict of fields; old spellings are folded in with a one-line warning."""
+        data = cls.upgrade(data, where)
+        unknown = sorted(set(data) - set(_defaults()))
         if unknown:
             raise UserException(f"Unknown configuration field(s): {', '.join(unknown)}.")
         return cls(**data).validate()
+
+    @staticmethod
+    def upgrade(data: dict, where: str = "configuration", quiet: bool = False) -> dict:
+        """``data`` in the spec spelling (`simulator.core.legacy`): old flat fields folded into their specs."""
+        if data.get("model_args") and data.get("model") is None and data.get("dataset", "digits") in DEFAULT_MODELS:
+            data = {**data, "model": DEFAULT_MODELS[data.get("dataset", "digits")]}
+        return upgrade(data, where, quiet)
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":
@@ -224,17 +257,31 @@ class Config:
             raise UserException(f"Configuration file {str(path)!r} is not valid JSON: {err}.") from None
         if not isinstance(data, dict):
             raise UserException(f"Configuration file {str(path)!r} must hold a JSON object.")
-        return cls.from_dict(data)
+        return cls.from_dict(data, str(path))
 
     # --------------------------------------------------------------- validation
     def validate(self) -> "Config":
-        """Check types, numbers and choices; raise UserException on the first problem."""
+        """Check types, numbers and the rule's requirement once; raise UserException on the first problem.
+
+        The parts' own parameters were checked when their specs were parsed; a field set
+        afterwards asks for a new validation.
+        """
+        if self.__dict__.get("_valid"):
+            return self
         _check_types(self)
         for group in (_population_checks, _training_checks, _federated_checks, _execution_checks):
             for ok, message in group(self):
                 if not ok:
                     raise UserException(f"Invalid configuration: {message}.")
-        _check_choices(self)
+        try:
+            torch.device(self.device)
+        except RuntimeError:
+            raise UserException(f"Invalid configuration: unknown device {self.device!r} "
+                                "(use e.g. cpu, cuda or cuda:1).") from None
+        self.parts["aggregator"].check(*self.rule_size())
+        if Path(self.output).exists() and not Path(self.output).is_dir():
+            raise UserException(f"Invalid configuration: output {self.output!r} exists and is not a folder.")
+        self.__dict__["_valid"] = True
         return self
 
 
@@ -250,8 +297,6 @@ def _population_checks(c: Config) -> list[tuple[bool, str]]:
         (c.nb_decl_byz < c.per_round,
          f"nb_decl_byz ({c.nb_decl_byz}) must be below the {c.per_round} workers of a step"),
         (c.real_byz < c.pool, f"the real number of Byzantine workers ({c.real_byz}) must be below {where} ({c.pool})"),
-        (c.alpha > 0, "alpha must be positive"),
-        (0 <= c.gamma <= 1, "gamma must be in [0, 1]"),
         (0 <= c.validation_split < 1, "validation_split must be in [0, 1)"),
     ]
 
@@ -263,10 +308,7 @@ def _training_checks(c: Config) -> list[tuple[bool, str]]:
         (c.test_batch_size >= 1, "test_batch_size must be at least 1"),
         (c.steps >= 1, "steps must be at least 1"),
         (c.lr > 0, "lr must be positive"),
-        (c.lr_gamma > 0, "lr_gamma must be positive"),
-        (0 <= c.lr_min <= c.lr, "lr_min must be in [0, lr]"),
-        (c.lr_decay > 0, "lr_decay must be positive"),
-        (c.lr_decay_delta >= 1, "lr_decay_delta must be at least 1"),
+        (getattr(c.parts["lr_schedule"], "final_lr", 0) <= c.lr, "the schedule's final_lr must be at most lr"),
         (0 <= c.momentum < 1, "momentum must be in [0, 1)"),
         (0 <= c.dampening <= 1, "dampening must be in [0, 1]"),
         (c.momentum_at in MOMENTUM_PLACEMENTS, f"momentum_at must be one of {', '.join(MOMENTUM_PLACEMENTS)}"),
@@ -274,7 +316,7 @@ def _training_checks(c: Config) -> list[tuple[bool, str]]:
         (c.weight_decay >= 0, "weight_decay must be non-negative"),
         (c.l2 >= 0, "l2 must be non-negative"),
         (c.clip is None or c.clip > 0, "clip must be positive"),
-        (c.loss in ("crossentropy", "nll"), "loss must be crossentropy or nll"),
+        (c.loss in LOSSES, f"loss must be {' or '.join(LOSSES)}"),
     ]
 
 
@@ -290,54 +332,19 @@ def _federated_checks(c: Config) -> list[tuple[bool, str]]:
         (c.clients_per_round is None or c.participation is None, "give clients_per_round or participation, not both"),
         (c.clients_per_round is None or 1 <= c.clients_per_round <= c.pool,
          f"clients_per_round must be in [1, clients] (clients = {c.pool})"),
-        (c.server_opt in ("sgd", "adam", "yogi"), "server_opt must be sgd, adam or yogi"),
-        (c.server_lr > 0, "server_lr must be positive"),
-        (all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in c.server_betas),
-         "server_betas must be two numbers"),
-        (len(c.server_betas) == 2 and all(0 <= b < 1 for b in c.server_betas),
-         "server_betas must be two numbers in [0, 1)"),
-        (c.server_eps > 0, "server_eps must be positive"),
-        (c.server_opt == "sgd" or c.momentum == 0 or c.momentum_at == "worker",
+        (c.parts["server_opt"].name == "sgd" or c.momentum == 0 or c.momentum_at == "worker",
          "adam and yogi keep their own moments: with server_opt adam or yogi, place momentum at the workers"),
-        (not c.federated or c.engine != "distributed",
-         "the distributed engine runs one-gradient steps; federated rounds run in one process"),
+        (not c.federated or not c.parts["execution"].distributed,
+         "torchrun execution runs one-gradient steps; federated rounds run in one process"),
     ]
 
 
 def _execution_checks(c: Config) -> list[tuple[bool, str]]:
-    """Evaluation, checkpoints, engines and the distributed run."""
+    """Evaluation and checkpoints."""
     return [
         (c.eval_every >= 1, "eval_every must be at least 1"),
         (c.checkpoint_every >= 1, "checkpoint_every must be at least 1"),
-        (c.chunk_size is None or c.chunk_size >= 1, "chunk_size must be at least 1"),
-        (c.memory_budget is None or c.memory_budget > 0, "memory_budget must be positive"),
-        (c.dist_timeout > 0, "dist_timeout must be positive"),
-        (c.dist_byzantine in ("server", "ranks"), "dist_byzantine must be server or ranks"),
-        (all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in c.lr_milestones),
-         "lr_milestones must be a list of positive step numbers"),
     ]
-
-
-def _check_choices(c: Config) -> None:
-    """Names that registries resolve (schedule, split, engine, rule), the device and the output folder."""
-    from simulator.core.engines import ENGINES
-    from simulator.core.partition import MODES
-    from simulator.core.schedule import SCHEDULES
-    import aggregators
-
-    SCHEDULES.get(c.lr_schedule)
-    MODES.get(c.heterogeneity)
-    ENGINES.get(c.engine)
-    try:
-        torch.device(c.device)
-    except RuntimeError:
-        raise UserException(f"Invalid configuration: unknown device {c.device!r} "
-                            "(use e.g. cpu, cuda or cuda:1).") from None
-    told = min(c.real_byz, c.per_round) if c.known_f else c.nb_decl_byz  # the largest f a round tells
-    aggregators.get(c.aggregator).check(c.per_round, told)
-    output = Path(c.output)
-    if output.exists() and not output.is_dir():
-        raise UserException(f"Invalid configuration: output {c.output!r} exists and is not a folder.")
 
 
 @functools.cache

@@ -15,20 +15,26 @@ A federated round, step by step (docs/federated.md):
    Byzantine vectors; the rule combines the m vectors, told the declared f, or
    f_t with ``known_f``.
 4. **The server** treats G = -aggregate as a gradient (FedOpt's
-   pseudo-gradient) and steps: w <- w - server_lr * G for ``sgd`` (the server
-   and update momentum placements apply to G; server_lr = 1 is FedAvg), or
-   Adam/Yogi (Reddi et al., "Adaptive Federated Optimization", ICLR 2021).
+   pseudo-gradient) and steps with its optimiser ``server_opt``: ``sgd(lr=1)``,
+   w <- w - lr * G (the server and update momentum placements apply to G; lr 1
+   is FedAvg), or ``adam(...)``/``yogi(...)`` (Reddi et al., "Adaptive Federated Optimization", ICLR 2021).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from simulator.core.config import Config
+from experiments.plugin import Plugin
+from experiments.registry import Registry
 from simulator.core.optim import Momentum
 
-__all__ = ["Selection", "Everyone", "ClientPool", "participants", "ServerSGD", "FedOpt", "server_optimizer"]
+if TYPE_CHECKING:
+    from simulator.core.config import Config
+
+__all__ = ["Selection", "Everyone", "ClientPool", "participants", "SERVER_OPTIMIZERS", "ServerOptimizer",
+           "ServerSGD", "FedOpt"]
 
 
 @dataclass(frozen=True)
@@ -87,19 +93,64 @@ def participants(config: Config, generator: torch.Generator) -> Everyone | Clien
     return ClientPool(config, generator) if config.clients is not None else Everyone(config)
 
 
+class ServerOptimizer(Plugin):
+    """The server's step: ``start(...)`` gives the stepper of one run, ``lr`` its rate in federated rounds."""
+
+    family = "server optimiser"
+    lr: float = 1.0
+
+    def validate(self) -> None:
+        self.need(self.lr > 0, "lr > 0")
+
+    def start(self, momentum: Momentum, dim: int, device: torch.device, dtype: torch.dtype) -> "ServerSGD | FedOpt":
+        raise NotImplementedError
+
+
+SERVER_OPTIMIZERS: Registry[type[ServerOptimizer]] = Registry("server optimiser")
+
+
+@SERVER_OPTIMIZERS.register("sgd")
+class SGD(ServerOptimizer):
+    """SGD with the momentum placements (lr 1 on -aggregate is FedAvg)"""
+
+    def start(self, momentum: Momentum, dim: int, device: torch.device, dtype: torch.dtype) -> "ServerSGD":
+        return ServerSGD(momentum)
+
+
+@SERVER_OPTIMIZERS.register("adam")
+class Adam(ServerOptimizer):
+    """FedAdam (Reddi et al., ICLR 2021): Adam on the pseudo-gradient, no bias correction"""
+
+    beta1: float = 0.9
+    beta2: float = 0.99
+    tau: float = 1e-3  # the adaptivity; the second moment starts at tau^2
+
+    def validate(self) -> None:
+        super().validate()
+        self.need(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and self.tau > 0, "beta1, beta2 in [0, 1) and tau > 0")
+
+    def start(self, momentum: Momentum, dim: int, device: torch.device, dtype: torch.dtype) -> "FedOpt":
+        return FedOpt(self.name, [self.beta1, self.beta2], self.tau, dim, device, dtype)
+
+
+@SERVER_OPTIMIZERS.register("yogi")
+class Yogi(Adam):
+    """FedYogi (Reddi et al., ICLR 2021): Yogi's additive second moment on the pseudo-gradient"""
+
+
 class ServerSGD:
     """The step of a run without a server optimiser: momentum placements on the aggregate, scaled by lr.
 
     One-gradient steps subtract ``lr`` times the (momentum-processed) aggregate;
-    federated rounds pass G = -aggregate and ``server_lr`` instead.
+    federated rounds pass G = -aggregate and the server optimiser's ``lr`` instead.
     """
 
     def __init__(self, momentum: Momentum) -> None:
         self.momentum = momentum
 
-    def update(self, gradient: torch.Tensor, params: torch.Tensor, lr: float) -> torch.Tensor:
+    def update(self, gradient: torch.Tensor, lr: float) -> torch.Tensor:
         """The vector to subtract from the parameters."""
-        return self.momentum.update(gradient, params, lr)
+        return self.momentum.update(gradient, lr)
 
     def state_dict(self) -> dict:
         return {}
@@ -113,18 +164,15 @@ class FedOpt:
 
     m <- b1 m + (1 - b1) G; v <- b2 v + (1 - b2) G^2 (Adam) or v - (1 - b2) G^2 sign(v - G^2)
     (Yogi); the update is lr m / (sqrt(v) + tau), with v started at tau^2, no bias correction.
-    Weight decay adds weight_decay * params to G first.
     """
 
-    def __init__(self, kind: str, betas: list[float], tau: float, weight_decay: float, dim: int,
-                 device: torch.device, dtype: torch.dtype) -> None:
-        self.kind, (self.beta1, self.beta2), self.tau, self.weight_decay = kind, betas, tau, weight_decay
+    def __init__(self, kind: str, betas: list[float], tau: float, dim: int, device: torch.device,
+                 dtype: torch.dtype) -> None:
+        self.kind, (self.beta1, self.beta2), self.tau = kind, betas, tau
         self.m = torch.zeros(dim, device=device, dtype=dtype)
         self.v = torch.full((dim,), tau * tau, device=device, dtype=dtype)
 
-    def update(self, gradient: torch.Tensor, params: torch.Tensor, lr: float) -> torch.Tensor:
-        if self.weight_decay:
-            gradient = gradient + self.weight_decay * params
+    def update(self, gradient: torch.Tensor, lr: float) -> torch.Tensor:
         self.m.mul_(self.beta1).add_(gradient, alpha=1 - self.beta1)
         square = gradient.square()
         if self.kind == "adam":
@@ -139,11 +187,3 @@ class FedOpt:
     def load_state_dict(self, state: dict) -> None:
         self.m.copy_(state["m"])
         self.v.copy_(state["v"])
-
-
-def server_optimizer(config: Config, momentum: Momentum, dim: int, device: torch.device,
-                     dtype: torch.dtype) -> ServerSGD | FedOpt:
-    """The server's step of this run."""
-    if config.server_opt == "sgd":
-        return ServerSGD(momentum)
-    return FedOpt(config.server_opt, config.server_betas, config.server_eps, config.weight_decay, dim, device, dtype)

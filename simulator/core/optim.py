@@ -12,14 +12,17 @@ Three placements, as in ByzantineMomentum (El Mhamdi et al., ICLR 2021):
   u <- mu u + (1 - dampening) lr G, and applies u; it differs from `server`
   only when the learning rate changes.
 
-Buffers start at zero. Weight decay adds weight_decay * params to the
-aggregate before momentum, at the server.
+Buffers start at zero. Weight decay (weight_decay * params, added to the
+aggregate by the server before its optimiser) is the simulation's, not this module's.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from simulator.core.config import Config
+if TYPE_CHECKING:
+    from simulator.core.config import Config
 
 
 def momentum_step(buffer: torch.Tensor, vector: torch.Tensor, mu: float, dampening: float, nesterov: bool) -> torch.Tensor:
@@ -35,10 +38,9 @@ def momentum_step(buffer: torch.Tensor, vector: torch.Tensor, mu: float, dampeni
 class Momentum:
     """Momentum state of one run, for the configured placement."""
 
-    def __init__(self, config: Config, dim: int, device: torch.device, dtype: torch.dtype):
+    def __init__(self, config: "Config", dim: int, device: torch.device, dtype: torch.dtype):
         self.mu, self.dampening, self.nesterov = config.momentum, config.dampening, config.nesterov
         self.placement = config.momentum_at if config.momentum > 0 else None
-        self.weight_decay = config.weight_decay
         rows = config.pool if self.placement == "worker" else 1  # one buffer per worker, or per client of a pool
         self.buffer = torch.zeros(rows, dim, device=device, dtype=dtype)
 
@@ -58,10 +60,8 @@ class Momentum:
         self.buffer[rows] = buffers
         return out
 
-    def update(self, aggregate: torch.Tensor, params: torch.Tensor, lr: float) -> torch.Tensor:
+    def update(self, aggregate: torch.Tensor, lr: float) -> torch.Tensor:
         """The vector to subtract from the parameters, given the aggregate."""
-        if self.weight_decay:
-            aggregate = aggregate + self.weight_decay * params
         if self.placement == "server":
             return lr * momentum_step(self.buffer[0], aggregate, self.mu, self.dampening, self.nesterov)
         if self.placement == "update":

@@ -1,7 +1,7 @@
 """`run(config)`: one run from start (or its last checkpoint) to its summary.
 
-The run's folder is `<output>/<run id>`. A finished run (summary.json
-present) is not run again: its stored result is returned. A run with a
+The run's folder is `<output>/<run id>` (`simulator.core.store`). A finished run
+is not run again: its stored result is returned. A run with a
 checkpoint resumes from it and ends bit-identical to an uninterrupted run on
 CPU. Nothing is written before the whole configuration has been checked.
 """
@@ -13,8 +13,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -25,27 +23,7 @@ from simulator.core.memory import keep_freed_memory
 from simulator.core.metrics import EVAL_COLUMNS, METRIC_COLUMNS
 from simulator.core.provenance import machine, versions
 from simulator.core.simulation import Simulation
-from simulator.core.store import CONFIG, EVALS, METRICS, SUMMARY, RunFolder, read_csv
-
-
-@dataclass
-class RunResult:
-    """What a run produced: the summary, evaluations and per-step metrics."""
-
-    summary: dict
-    evaluations: list[dict]
-    metrics: list[dict]
-    folder: Path
-
-    @property
-    def final_accuracy(self) -> float:
-        return self.summary["final_accuracy"]
-
-
-def load_result(folder: str | Path) -> RunResult:
-    """Read a finished run's result from its folder."""
-    store = RunFolder(folder)
-    return RunResult(store.read_json(SUMMARY), read_csv(store.file(EVALS)), read_csv(store.file(METRICS)), store.path)
+from simulator.core.store import CONFIG, EVALS, METRICS, SUMMARY, RunFolder, RunResult, finished, load_result
 
 
 def _save(store: RunFolder, sim: Simulation, elapsed: float) -> None:
@@ -101,21 +79,22 @@ def deterministic_kernels(device: str) -> None:
 def run(config: Config, *, progress: bool = True) -> RunResult | None:
     """Run `config` to the end (resuming a checkpoint if there is one).
 
-    Under torchrun with ``engine="distributed"``, rank 0 runs and returns the
+    Under torchrun with ``execution="torchrun"``, rank 0 runs and returns the
     result; the other ranks compute their workers' gradients until rank 0 is
     done, then return None.
     """
     keep_freed_memory()
     config.validate()
     deterministic_kernels(config.device)
-    connection = connect(config.dist_timeout, config.device) if config.engine == "distributed" else None
+    execution = config.parts["execution"]
+    connection = connect(execution.timeout, config.device) if execution.distributed else None
     if connection is not None and connection.rank > 0:
         serve_rank(config, connection)
         return None
     store = RunFolder(config.folder())
     sim = None
     try:
-        if store.is_complete():
+        if finished(store.path):
             return load_result(store.path)
         sim = Simulation(config, remote=connection)  # every user error is raised here, before any file is written
         state, elapsed = store.load_checkpoint(), 0.0

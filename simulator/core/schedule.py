@@ -1,52 +1,86 @@
-"""Learning-rate schedules: pure functions of the configuration and the step.
+"""Learning-rate schedules: registered plug-ins named by a spec (``step(milestones=[100,200])``).
 
-Each schedule is registered with the Config fields it reads, so a run id
-hashes those fields only when the schedule uses them.
+Each maps the initial rate, the (0-based) step and the run's length to the rate in force.
 
 - constant: the initial rate throughout.
-- inverse: inverse-time decay as in ByzantineMomentum (El Mhamdi, Guerraoui
-  and Rouault, ICLR 2021): lr / (1 + t / lr_decay), t rounded down to a
-  multiple of lr_decay_delta.
-- step: multiplied by lr_gamma at each milestone step.
-- cosine: cosine annealing from lr to lr_min over the run (Loshchilov and
-  Hutter, ICLR 2017).
+- inverse(timescale=5000, every=1): inverse-time decay as in ByzantineMomentum (El
+  Mhamdi, Guerraoui and Rouault, ICLR 2021): lr / (1 + t / timescale), t rounded
+  down to a multiple of ``every``.
+- step(milestones=[], factor=0.1): multiplied by ``factor`` at each milestone step.
+- cosine(final_lr=0): cosine annealing from lr to ``final_lr`` over the run
+  (Loshchilov and Hutter, ICLR 2017).
 """
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from experiments.plugin import Plugin
 from experiments.registry import Registry
 
-if TYPE_CHECKING:
-    from simulator.core.config import Config
-
-__all__ = ["SCHEDULES", "Schedule", "learning_rate"]
+__all__ = ["SCHEDULES", "Schedule", "register"]
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """A learning-rate schedule: ``rate(config, step)`` and the Config fields it reads besides lr and steps."""
-    rate: Callable[["Config", int], float]
-    params: tuple[str, ...] = ()
+class Schedule(Plugin):
+    """A learning-rate schedule: ``rate(lr, step, steps)``."""
+
+    family = "learning-rate schedule"
+
+    def rate(self, lr: float, step: int, steps: int) -> float:
+        raise NotImplementedError
 
 
-SCHEDULES: Registry[Schedule] = Registry("learning-rate schedule")
-SCHEDULES.add("constant", Schedule(lambda c, t: c.lr), "the initial rate throughout")
-SCHEDULES.add("inverse", Schedule(
-    lambda c, t: c.lr / (1.0 + (t // c.lr_decay_delta * c.lr_decay_delta) / c.lr_decay),
-    ("lr_decay", "lr_decay_delta")), "lr / (1 + t / lr_decay), recomputed every lr_decay_delta steps")
-SCHEDULES.add("step", Schedule(
-    lambda c, t: c.lr * c.lr_gamma ** bisect.bisect_right(sorted(c.lr_milestones), t),
-    ("lr_milestones", "lr_gamma")), "multiplied by lr_gamma at each of lr_milestones")
-SCHEDULES.add("cosine", Schedule(
-    lambda c, t: c.lr_min + 0.5 * (c.lr - c.lr_min) * (1 + math.cos(math.pi * min(t, c.steps) / c.steps)),
-    ("lr_min",)), "cosine annealing from lr to lr_min over the run")
+SCHEDULES: Registry[type[Schedule]] = Registry("learning-rate schedule")
+register = SCHEDULES.register
 
 
-def learning_rate(config: "Config", step: int) -> float:
-    """Learning rate at (0-based) `step` under the configured schedule."""
-    return SCHEDULES.get(config.lr_schedule).rate(config, step)
+@register("constant")
+class Constant(Schedule):
+    """the initial rate throughout"""
+
+    def rate(self, lr: float, step: int, steps: int) -> float:
+        return lr
+
+
+@register("inverse")
+class Inverse(Schedule):
+    """lr / (1 + t / timescale), recomputed every `every` steps"""
+
+    timescale: float = 5000.0
+    every: int = 1
+
+    def validate(self) -> None:
+        self.need(self.timescale > 0 and self.every >= 1, "timescale > 0 and every >= 1")
+
+    def rate(self, lr: float, step: int, steps: int) -> float:
+        return lr / (1.0 + (step // self.every * self.every) / self.timescale)
+
+
+@register("step")
+class Step(Schedule):
+    """multiplied by factor at each of the milestone steps"""
+
+    milestones: list = []
+    factor: float = 0.1
+
+    def validate(self) -> None:
+        self.need(all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in self.milestones),
+                  "milestones, a list of positive step numbers")
+        self.need(self.factor > 0, "factor > 0")
+        self.milestones = sorted(self.milestones)
+
+    def rate(self, lr: float, step: int, steps: int) -> float:
+        return lr * self.factor ** bisect.bisect_right(self.milestones, step)
+
+
+@register("cosine")
+class Cosine(Schedule):
+    """cosine annealing from lr to final_lr over the run"""
+
+    final_lr: float = 0.0
+
+    def validate(self) -> None:
+        self.need(self.final_lr >= 0, "final_lr >= 0")
+
+    def rate(self, lr: float, step: int, steps: int) -> float:
+        return self.final_lr + 0.5 * (lr - self.final_lr) * (1 + math.cos(math.pi * min(step, steps) / steps))

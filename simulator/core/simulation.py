@@ -14,28 +14,22 @@ import copy
 import time
 
 import torch
-import torch.nn.functional as F
 
 import aggregators
 import attacks
 from attacks.base import AttackContext, Poison
-from experiments import Configuration, Criterion, Model
+from experiments import Criterion
+from experiments.grammar import parse_spec
 from experiments import datasets
 from experiments.tools import UserException
+from simulator.core.build import LOSSES, build_engine, build_model, samplers, training_set
 from simulator.core.config import Config
-from simulator.core.engines import make_engine
 from simulator.core.distributed import Connection, RemoteWorkers
-from simulator.core.engines.memory import chunk_for, default_budget, worker_bytes
-from simulator.core.federated import Selection, participants, server_optimizer
+from simulator.core.federated import Selection, participants
 from simulator.core.metrics import data_summary, step_metrics
 from simulator.core.optim import Momentum
-from simulator.core.partition import params_of, partition
-from simulator.core.sampler import WorkerSampler
-from simulator.core.schedule import learning_rate
-from simulator.core.seeding import derive_seed, generator
+from simulator.core.seeding import generator
 from simulator.core.workers import LocalSteps, LocalWorkers
-
-LOSSES = {"crossentropy": F.cross_entropy, "nll": F.nll_loss}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -60,64 +54,28 @@ class Simulation:
         self.attack = attacks.get(c.attack)
         self.attack_generator = generator(c.seed, "attack")
         self.num_classes = datasets.num_classes(c.dataset)
-        train_x, train_y = datasets.load_tensors(c.dataset, True, c.data_root)
+        (train_x, train_y), parts, self.validation = training_set(c, self.device)
         test_x, test_y = datasets.load_tensors(c.dataset, False, c.data_root)
         self.test = (test_x.to(self.device), test_y.to(self.device))
-        self.validation = None
-        if c.validation_split:  # held out before the split among workers, the same for every lr of a seed
-            order = torch.randperm(len(train_y), generator=generator(c.seed, "validation"))
-            held, kept = order[:int(c.validation_split * len(train_y))], order[int(c.validation_split * len(train_y)):]
-            if len(held) == 0:
-                raise UserException(f"validation_split {c.validation_split} holds out no sample of "
-                                    f"the {len(train_y)} training samples.")
-            self.validation = (train_x[held].to(self.device), train_y[held].to(self.device))
-            train_x, train_y = train_x[kept], train_y[kept]
-        parts = partition(train_y, c.nb_honest, c.heterogeneity, generator(c.seed, "partition"),
-                          **{k: getattr(c, k) for k in params_of(c.heterogeneity)})
         self.data = data_summary(train_y, parts, self.num_classes)
-        train_x, train_y = train_x.to(self.device), train_y.to(self.device)
-        self.sampler = WorkerSampler(train_x, train_y, parts, c.batch_size, derive_seed(c.seed, "sampler"))
-        # Byzantine workers that compute gradients draw iid from the whole training set.
-        everything = [torch.arange(len(train_y))] * c.real_byz
-        self.byzantine_sampler = WorkerSampler(train_x, train_y, everything, c.batch_size,
-                                               derive_seed(c.seed, "byzantine sampler")) if everything else None
-        self.model = self._build_model()
+        self.sampler, self.byzantine_sampler = samplers(c, (train_x, train_y), parts)
+        self.model = build_model(c, self.device)
         self.loss_fn = LOSSES[c.loss]
-        local = "auto" if c.engine == "distributed" else c.engine  # a distributed run's ranks and server use auto
-        self.engine = make_engine(local, self.model, self.loss_fn, chunk_size=self._chunk_size(train_x, train_y),
-                                  seed=derive_seed(c.seed, "engine"), probe=(train_x[:2], train_y[:2]))
+        self.engine = build_engine(c, self.model, (train_x, train_y), self.device)
         self.workers = LocalWorkers(self.engine, self.sampler, self.byzantine_sampler, self.num_classes)
         if remote is not None:  # the server computes the Byzantine workers' gradients only (unless on ranks)
             local = LocalWorkers(self.engine, None, self.byzantine_sampler, self.num_classes)
-            self.workers = RemoteWorkers(remote, self.model, c.nb_honest, c.real_byz,
-                                         remote_byzantine=c.dist_byzantine == "ranks", local=local)
-        self.criterion = Criterion(c.criterion, **c.criterion_args)
+            self.workers = RemoteWorkers(remote, c, self.model, local)
+        (criterion, criterion_args), = parse_spec(c.criterion, "criterion")
+        self.criterion = Criterion(criterion, **criterion_args)
         params = self.model.get()
         self.momentum = Momentum(c, params.numel(), self.device, params.dtype)
-        self.server = server_optimizer(c, self.momentum, params.numel(), self.device, params.dtype)
+        self.server = c.parts["server_opt"].start(self.momentum, params.numel(), self.device, params.dtype)
         self.participants = participants(c, generator(c.seed, "clients"))
         self.t = 0
         self.metrics: list[dict] = []
         self.evaluations: list[dict] = []
         self._probe()
-
-    def _chunk_size(self, inputs: torch.Tensor, targets: torch.Tensor) -> int | None:
-        """--chunk-size, or the most workers whose batched pass fits the memory budget (None: all at once)."""
-        c = self.config
-        budget = default_budget(self.device, c.memory_budget)
-        if c.chunk_size is not None or budget is None:
-            return c.chunk_size
-        per_worker = worker_bytes(self.model.module, inputs[:c.batch_size], targets[:c.batch_size], self.loss_fn)
-        return chunk_for(budget, per_worker, c.per_round)
-
-    def _build_model(self) -> Model:
-        c = self.config
-        kwargs = {"num_classes": self.num_classes, **c.model_args}
-        try:  # init_seed: a seeded initialisation that leaves the global RNG alone
-            return Model(c.model_name, Configuration(device=self.device, dtype=torch.float32),
-                         init_seed=derive_seed(c.seed, "model"), **kwargs)
-        except TypeError as err:
-            raise UserException(f"Model {c.model_name!r} does not accept these arguments: {err}.") from None
 
     def _probe(self) -> None:
         """Raise the user errors that would otherwise surface at the first step, before anything is written.
@@ -193,7 +151,7 @@ class Simulation:
         """One training step (a federated round: see `simulator.core.federated`); returns its metrics row."""
         start = time.perf_counter()
         c = self.config
-        lr = learning_rate(c, self.t)
+        lr = c.parts["lr_schedule"].rate(c.lr, self.t, c.steps)
         chosen, local = self.participants.select(), self._local(lr)
         pooled = c.clients is not None
         vectors, losses = self.workers.honest(chosen.honest if pooled else None, local)
@@ -202,8 +160,10 @@ class Simulation:
         aggregate = self.aggregator(torch.cat([honest, byzantine]), chosen.told_f)
         params = self.model.get()
         with torch.no_grad():  # a federated server steps on the pseudo-gradient -aggregate, with its own lr
-            params.sub_(self.server.update(aggregate, params, lr) if local is None
-                        else self.server.update(-aggregate, params, c.server_lr))
+            gradient = aggregate if local is None else -aggregate
+            if c.weight_decay:
+                gradient = gradient + c.weight_decay * params
+            params.sub_(self.server.update(gradient, lr if local is None else c.parts["server_opt"].lr))
         row = {"step": self.t, "lr": lr, **step_metrics(losses, honest, aggregate),
                "byzantine_selected": chosen.f, "step_time": time.perf_counter() - start}
         self.t += 1

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,8 @@ import torch
 from experiments.atomic import atomic_write
 from experiments.checkpoint import atomic_save
 
-__all__ = ["CONFIG", "METRICS", "EVALS", "SUMMARY", "CHECKPOINT", "RunFolder", "atomic_write", "csv_bytes",
-           "read_csv"]
+__all__ = ["CONFIG", "METRICS", "EVALS", "SUMMARY", "CHECKPOINT", "RunFolder", "RunResult", "atomic_write",
+           "csv_bytes", "finished", "load_result", "read_csv", "varying"]
 
 CONFIG, METRICS, EVALS, SUMMARY, CHECKPOINT = (
     "config.json", "metrics.csv", "evaluations.csv", "summary.json", "checkpoint.pt",
@@ -75,5 +76,39 @@ class RunFolder:
             return None
         return torch.load(path, map_location="cpu", weights_only=False)
 
-    def is_complete(self) -> bool:
-        return self.file(SUMMARY).exists()
+    def copy_from(self, source: str | Path, names: Iterable[str]) -> None:
+        """Copy the named files of ``source`` here in order (the summary last: a copy cut short is unfinished)."""
+        for name in names:
+            atomic_write(self.file(name), (Path(source) / name).read_bytes())
+
+
+def finished(folder: str | Path) -> bool:
+    """Whether the run in ``folder`` has finished: its summary is written last, so only a finished run has one."""
+    return (Path(folder) / SUMMARY).exists()
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the summary, evaluations and per-step metrics, and its stored config."""
+
+    summary: dict
+    evaluations: list[dict]
+    metrics: list[dict]
+    folder: Path
+    config: dict
+
+    @property
+    def final_accuracy(self) -> float:
+        return self.summary["final_accuracy"]
+
+
+def load_result(folder: str | Path, *, metrics: bool = True) -> RunResult:
+    """Read a finished run's files (``metrics.csv`` only with ``metrics``): the one reader of run folders."""
+    store = RunFolder(folder)
+    return RunResult(store.read_json(SUMMARY), read_csv(store.file(EVALS)),
+                     read_csv(store.file(METRICS)) if metrics else [], store.path, store.read_json(CONFIG))
+
+
+def varying(rows: Sequence[dict], fields: Iterable[str]) -> list[str]:
+    """The fields whose value differs between the rows (configs or identities): what tells runs apart."""
+    return [k for k in fields if len({json.dumps(row.get(k), sort_keys=True) for row in rows}) > 1]

@@ -7,8 +7,7 @@
 `byzsim grid FILE` is the same from the shell. The grid uses a run's public
 face only (`Config`, `run`, the run folder); see docs/grids.md.
 """
-from simulator.grid.runner import GridOutcome, finished, iter_status, parse_shard, prepare, run_grid, shard_of
+from simulator.grid.runner import GridOutcome, iter_status, parse_shard, prepare, run_grid, shard_of
 from simulator.grid.spec import Grid, load_grids
 
-__all__ = ["Grid", "GridOutcome", "finished", "load_grids", "run_grid", "prepare", "shard_of", "parse_shard",
-           "iter_status"]
+__all__ = ["Grid", "GridOutcome", "load_grids", "run_grid", "prepare", "shard_of", "parse_shard", "iter_status"]

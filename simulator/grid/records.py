@@ -17,11 +17,10 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from experiments.atomic import atomic_write
 from experiments.tools import UserException
 from simulator.core.config import Config
 from simulator.core.metrics import METRIC_COLUMNS
-from simulator.core.store import CONFIG, EVALS, METRICS, SUMMARY, csv_bytes, read_csv
+from simulator.core.store import CONFIG, EVALS, METRICS, SUMMARY, RunFolder, finished, load_result
 
 __all__ = ["KEPT", "save_record", "restore_records", "sync_records"]
 
@@ -30,16 +29,14 @@ KEPT = (CONFIG, EVALS, SUMMARY)  # copied as they are (the summary last); metric
 
 def save_record(run: Path, records: Path) -> Path:
     """Write the record of the finished run in folder ``run`` to ``records/<run id>/``; its path."""
-    if not (run / SUMMARY).exists():
+    if not finished(run):
         raise UserException(f"Run folder {str(run)!r} holds no finished run ({SUMMARY} missing).")
-    dest = records / run.name
-    steps = {row["step"] for row in read_csv(run / EVALS)}
-    rows = read_csv(run / METRICS)
-    rows = [row for row in rows[:-1] if row["step"] in steps] + rows[-1:]
-    atomic_write(dest / METRICS, csv_bytes(METRIC_COLUMNS, rows))
-    for name in KEPT:  # a record cut short has no summary, so it is no record
-        atomic_write(dest / name, (run / name).read_bytes())
-    return dest
+    result, dest = load_result(run), RunFolder(records / run.name)
+    steps = {row["step"] for row in result.evaluations}
+    dest.write_csv(METRICS, METRIC_COLUMNS, [row for row in result.metrics[:-1] if row["step"] in steps]
+                   + result.metrics[-1:])
+    dest.copy_from(run, KEPT)  # a record cut short has no summary, so it is no record
+    return dest.path
 
 
 def _check(record: Path) -> None:
@@ -48,7 +45,7 @@ def _check(record: Path) -> None:
     if missing:
         raise UserException(f"Run record {str(record)!r} lacks {', '.join(missing)}.")
     try:
-        run_id = Config.from_dict(json.loads((record / CONFIG).read_text())).run_id()
+        run_id = Config.from_dict(RunFolder(record).read_json(CONFIG)).run_id()
     except (json.JSONDecodeError, UserException) as err:
         raise UserException(f"Run record {str(record)!r} cannot be read: {err}") from None
     if run_id != record.name:
@@ -65,12 +62,10 @@ def restore_records(configs: Iterable[Config], records: Path) -> int:
     restored = 0
     for config in configs:
         record, folder = records / config.run_id(), config.folder()
-        if not (record / SUMMARY).exists() or (folder / SUMMARY).exists():
-            continue
-        _check(record)
-        for name in (METRICS, *KEPT):
-            atomic_write(folder / name, (record / name).read_bytes())
-        restored += 1
+        if finished(record) and not finished(folder):
+            _check(record)
+            RunFolder(folder).copy_from(record, (METRICS, *KEPT))
+            restored += 1
     return restored
 
 
@@ -82,6 +77,6 @@ def sync_records(configs: Iterable[Config], records: Path) -> int:
     configs = list(configs)
     restored = restore_records(configs, records)
     for config in configs:
-        if (config.folder() / SUMMARY).exists() and not (records / config.run_id() / SUMMARY).exists():
+        if finished(config.folder()) and not finished(records / config.run_id()):
             save_record(config.folder(), records)
     return restored

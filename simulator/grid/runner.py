@@ -30,16 +30,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 from experiments.atomic import atomic_write
 from experiments.tools import UserException
 from simulator.core.config import Config
+from simulator.core.run import run
+from simulator.core.store import CONFIG, finished
 from simulator.grid.records import save_record, sync_records
 from simulator.grid.spec import Grid
-from simulator.core.store import CONFIG, SUMMARY
 
-__all__ = ["GridOutcome", "finished", "parse_shard", "shard_of", "seed_major", "prepare", "run_grid", "GRID_FILE",
+__all__ = ["GridOutcome", "parse_shard", "shard_of", "seed_major", "prepare", "run_grid", "GRID_FILE",
            "ERRORS"]
 
 GRID_FILE, ERRORS = "grid.toml", "errors"
@@ -98,11 +100,6 @@ def seed_major(configs: list[Config]) -> list[Config]:
     return sorted(configs, key=lambda c: c.seed)
 
 
-def finished(config: Config) -> bool:
-    """Whether the run of ``config`` has finished in its output folder (its summary is written last)."""
-    return (config.folder() / SUMMARY).exists()
-
-
 def run_grid(grid: Grid, output: str | Path, *, jobs: int = 1, threads: int | None = None,
              shard: tuple[int, int] | None = None, append: bool = False, progress: bool = True,
              records: str | Path | None = None) -> GridOutcome:
@@ -121,7 +118,7 @@ def run_grid(grid: Grid, output: str | Path, *, jobs: int = 1, threads: int | No
     if records is not None:
         records = Path(records)
         restored = sync_records(configs, records)
-    pending = seed_major([c for c in configs if not finished(c)])
+    pending = seed_major([c for c in configs if not finished(c.folder())])
     outcome = GridOutcome(skipped=len(configs) - len(pending), restored=restored)
     bar = tqdm(total=len(configs), initial=outcome.skipped, desc=f"grid {grid.name}", unit="run",
                disable=not progress)
@@ -157,7 +154,7 @@ def _execute(configs: list[Config], jobs: int, threads: int | None) -> Iterator[
     payloads = [c.to_dict() for c in configs]
     if jobs == 1 or len(configs) <= 1:
         if threads:
-            _set_threads(threads)
+            torch.set_num_threads(threads)
         yield from map(_run_one, payloads)
         return
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked OpenMP state
@@ -197,18 +194,11 @@ def _init_worker(threads: int) -> None:
     objects". The workers' runs draw no progress bars, so a thread lock serves.
     """
     tqdm.set_lock(threading.RLock())
-    _set_threads(threads)
-
-
-def _set_threads(threads: int) -> None:
-    import torch
     torch.set_num_threads(threads)
 
 
 def _run_one(payload: dict) -> tuple[str, str | None]:
     """Run one config (in this process or a worker); the error as text instead of raising."""
-    from simulator.core.run import run
-
     config = Config.from_dict(payload)
     try:
         run(config, progress=False)
@@ -229,4 +219,4 @@ def iter_status(configs: Iterable[Config]) -> Iterator[tuple[Config, str]]:
     """Each config with its status: done, started (a checkpoint exists) or pending."""
     for config in configs:
         folder = config.folder()
-        yield config, "done" if (folder / SUMMARY).exists() else "started" if folder.exists() else "pending"
+        yield config, "done" if finished(folder) else "started" if folder.exists() else "pending"

@@ -14,9 +14,10 @@
     aggregator = "bulyan"
     nb_decl_byz = 1
 
-A field given as a list expands; a list-typed field (``lr_milestones``)
-expands from a list of lists, a table field (``model_args``) from a list of
-tables. ``[[cases]]`` tables set several fields together (e.g. n and f in
+A field given as a list expands (a spec with a list parameter, such as
+``step(milestones=[100,200])``, is one string). Fields of the old spelling
+(``alpha = 0.3`` beside ``heterogeneity = "dirichlet"``) are folded into their
+spec with one warning line naming the new spelling. ``[[cases]]`` tables set several fields together (e.g. n and f in
 pairs): the grid is the product of its lists with the cases. ``[[exclude]]``
 tables drop the combinations whose fields equal the given values (a list:
 any of them), compared as written; each ``[[include]]`` table replaces the
@@ -35,9 +36,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aggregators
 from experiments.tools import UserException
-from simulator.core.config import Config, field_kinds, type_error
+from simulator.core.config import Config, type_error
+from simulator.core.legacy import OLD_FIELDS
 
 __all__ = ["Grid", "load_grids"]
 
@@ -103,11 +104,13 @@ def _expand(name: str, path: Path, table: dict) -> Grid:
         combos += [c for case in (cases or [{}]) for c in _product({**base, **case, **extra})]
     if not combos:
         raise UserException(f"{where}: the grid is empty (a list is empty, or [[exclude]] drops every combination).")
+    if any(key in OLD_FIELDS for key in combos[0]):
+        Config.upgrade(combos[0], where)  # one line naming the new spelling, for the whole grid
     grid = Grid(name, path, [])
     seen: set[str] = set()
     for combo in combos:
         config = _config(combo, where)
-        unmet = aggregators.get(config.aggregator).unmet(config.nb_workers, config.nb_decl_byz)
+        unmet = config.unmet()
         if unmet is not None:
             reason = f"{config.aggregator} requires {unmet}"
             grid.refused[reason] = grid.refused.get(reason, 0) + 1
@@ -139,13 +142,13 @@ def _check_table(table: dict, where: str, allow: set[str]) -> dict[str, list]:
             continue
         if key in _RUNNER_FIELDS:
             raise UserException(f"{where}: key {key!r} is set by the runner (byzsim grid --output), not in a grid.")
-        if key not in _FIELDS and key not in allow:
+        if key not in _FIELDS and key not in allow and key not in OLD_FIELDS:
             raise UserException(f"{where}: unknown key {key!r} (a Config field, or seeds/cases/include/exclude).")
         values = _seeds(value, where) if key == "seeds" else _candidates(key, value)
         if key == "seeds" and "seed" in table:
             raise UserException(f"{where}: give either seeds or seed, not both.")
         for candidate in values:
-            problem = type_error("seed" if key == "seeds" else key, candidate)
+            problem = None if key in OLD_FIELDS else type_error("seed" if key == "seeds" else key, candidate)
             if problem:
                 raise UserException(f"{where}: key {key!r}: {problem}.")
         out["seed" if key == "seeds" else key] = values
@@ -153,11 +156,10 @@ def _check_table(table: dict, where: str, allow: set[str]) -> dict[str, list]:
 
 
 def _candidates(key: str, value: object) -> list:
-    """The values a key takes: a list expands, except a list-typed field's own list (a list of lists expands)."""
-    kinds = field_kinds(key)
+    """The values a key takes: a list expands, except an old list field's own list (a list of lists expands)."""
     if not isinstance(value, list):
         return [value]
-    if list in kinds:
+    if key in ("lr_milestones", "server_betas"):
         return value if value and all(isinstance(v, list) for v in value) else [value]
     return value
 
@@ -183,7 +185,7 @@ def _matches(combo: dict, rule: dict[str, list]) -> bool:
 
 def _config(combo: dict, where: str) -> Config:
     try:
-        return Config(**combo)
+        return Config(**Config.upgrade(combo, where, quiet=True))
     except UserException as err:
         raise UserException(f"{where}: {_describe(combo)}: {err}") from None
 

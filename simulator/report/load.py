@@ -21,7 +21,7 @@ import numpy as np
 
 from experiments.tools import UserException
 from simulator.core.config import Config
-from simulator.core.store import CHECKPOINT, CONFIG, EVALS, METRICS, SUMMARY, RunFolder, read_csv
+from simulator.core.store import CHECKPOINT, SUMMARY, finished, load_result, varying
 
 __all__ = ["ATTACK_FREE", "Design", "Group", "Run", "Setting", "attack_key", "field_key", "find_runs", "group_runs",
            "load", "order_key", "read_run", "setting_key"]
@@ -132,21 +132,19 @@ def find_runs(folder: str | Path, runs: Collection[str] | None = None) -> tuple[
     def wanted(run: Path) -> bool:
         return ids is None or run.name in ids
 
-    finished = sorted(p.parent for p in root.rglob(SUMMARY) if wanted(p.parent))
-    unfinished = sum(1 for p in root.rglob(CHECKPOINT) if not (p.parent / SUMMARY).exists() and wanted(p.parent))
-    if not finished:
+    folders = sorted({p.parent for p in root.rglob("*") if p.name in (SUMMARY, CHECKPOINT) and wanted(p.parent)})
+    done = [run for run in folders if finished(run)]
+    if not done:
         among = "" if runs is None else f" among the {len(runs)} runs asked for"
         raise UserException(f"No finished run (a folder holding {SUMMARY}){among} under {str(root)!r}.")
-    return finished, unfinished
+    return done, len(folders) - len(done)
 
 
 def read_run(folder: Path, *, metrics: bool = False) -> Run:
     """Read one finished run's files (``metrics.csv`` only when ``metrics``)."""
-    store = RunFolder(folder)
     try:
-        data = store.read_json(CONFIG)
-        evaluations = read_csv(store.file(EVALS))
-        rows = read_csv(store.file(METRICS)) if metrics else []
+        result = load_result(folder, metrics=metrics)
+        data, evaluations, rows = result.config, result.evaluations, result.metrics
         identity = Config.from_dict(data).identity()
     except (OSError, json.JSONDecodeError, UserException) as err:
         raise UserException(f"Run folder {str(folder)!r} cannot be read: {err}") from None
@@ -165,14 +163,6 @@ def read_run(folder: Path, *, metrics: bool = False) -> Run:
         metric_steps=np.array([row["step"] for row in rows], dtype=int), distance_ratio=ratio,
         diverged_at=int(steps[nonfinite[0]]) if nonfinite.size else None,
     )
-
-
-def _varying(identities: list[dict]) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """Fields equal in every identity (with their value) and fields that differ, role fields apart."""
-    fields = sorted(set().union(*identities) - set(ROLE_FIELDS), key=field_key)
-    varying = tuple(k for k in fields if len({json.dumps(i.get(k), sort_keys=True) for i in identities}) > 1)
-    fixed = {k: identities[0].get(k) for k in fields if k not in varying}
-    return fixed, varying
 
 
 def _display_names(runs: list[Run], role: str) -> dict[str, str]:
@@ -210,7 +200,10 @@ def group_runs(runs: list[Run], root: Path, unfinished: int = 0) -> Design:
     for r in runs:
         key = json.dumps({k: v for k, v in r.identity.items() if k != "seed"}, sort_keys=True)
         buckets[key].append(r)
-    fixed, setting_fields = _varying([r.identity for r in runs])
+    identities = [r.identity for r in runs]  # fields equal in every identity are fixed, the others the setting
+    fields = sorted(set().union(*identities) - set(ROLE_FIELDS), key=field_key)
+    setting_fields = tuple(varying(identities, fields))
+    fixed = {k: identities[0].get(k) for k in fields if k not in setting_fields}
     names = {role: _display_names(runs, role) for role in ("aggregator", "attack")}
     groups = [_group(members, setting_fields, names) for members in buckets.values()]
     groups.sort(key=lambda g: (setting_key(g.setting), g.aggregator, attack_key(g.attack)))

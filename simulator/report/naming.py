@@ -1,9 +1,9 @@
 """How settings read in titles, headings and file names.
 
 A setting is shown as ``f=2, heterogeneity=dirichlet(alpha=0.5), lr=0.05``:
-``f`` is the real number of attackers, ``n`` the number of workers, a data
-split carries its own parameter, and a field a run does not use (``alpha``
-of an iid split) is left out. The fixed settings named in a figure's title are
+``f`` is the real number of attackers, ``n`` the number of workers, a spec
+(the data split, the schedule) carries its own parameters, and a field a run
+does not use (the momentum placement without momentum) is left out. The fixed settings named in a figure's title are
 the few a reader needs to tell experiments apart; report.md lists them all.
 """
 from __future__ import annotations
@@ -14,22 +14,12 @@ from typing import Any
 
 from simulator.report.load import FIRST_FIELDS, Setting, field_key
 
-__all__ = ["HETEROGENEITY_FIELDS", "SHORT", "TITLE_FIELDS", "describe", "f_label", "fixed_title",
-           "heterogeneity_label", "slugs"]
+__all__ = ["SHORT", "TITLE_FIELDS", "describe", "f_label", "fixed_title", "slugs"]
 
 SHORT = {"nb_real_byz": "f", "nb_decl_byz": "declared f", "nb_workers": "n"}
 TITLE_FIELDS = (*FIRST_FIELDS, "steps", "batch_size", "lr", "momentum",
                 # federated runs only (absent from other runs' identity): the pool, the round, the server
-                "clients", "clients_per_round", "participation", "local_steps", "local_lr", "server_opt", "server_lr")
-
-
-def _heterogeneity_fields() -> tuple[str, ...]:
-    from simulator.core.partition import names, params_of
-
-    return ("heterogeneity", *sorted({p for mode in names() for p in params_of(mode)}))
-
-
-HETEROGENEITY_FIELDS = _heterogeneity_fields()
+                "clients", "clients_per_round", "participation", "local_steps", "local_lr", "server_opt")
 
 
 def f_label(values: dict[str, Any]) -> str:
@@ -38,19 +28,9 @@ def f_label(values: dict[str, Any]) -> str:
     return f"f={values.get('nb_real_byz')}{declared}"
 
 
-def heterogeneity_label(values: dict[str, Any]) -> str:
-    """A data split: ``iid``, ``dirichlet(alpha=0.5)``; just ``alpha=0.5`` when the mode is not given."""
-    params = ",".join(f"{k}={v}" for k, v in values.items() if k != "heterogeneity" and v is not None)
-    mode = values.get("heterogeneity")
-    return f"{mode}({params})" if mode and params else params or str(mode)
-
-
 def _shown(items: Iterable[tuple[str, Any]]) -> list[tuple[str, str]]:
-    """(name, text) pairs: unused fields dropped, the split merged with its parameter, main fields first."""
+    """(name, text) pairs: unused fields dropped, main fields first."""
     items = dict(items)
-    if "heterogeneity" in items:
-        split = {k: items.pop(k) for k in HETEROGENEITY_FIELDS if k in items}
-        items["heterogeneity"] = heterogeneity_label(split)
     return [(SHORT.get(k, k), str(items[k])) for k in sorted(items, key=field_key) if items[k] is not None]
 
 

@@ -23,7 +23,7 @@ from simulator.core.identity import FEDERATED_FIELDS
 from simulator.report.figures import Line, curves, heatmap
 from simulator.report.grids import F_FIELDS, Grid, attack_grids, axis_grids
 from simulator.report.load import Design, Setting
-from simulator.report.naming import HETEROGENEITY_FIELDS, describe, f_label, fixed_title, heterogeneity_label, slugs
+from simulator.report.naming import describe, f_label, fixed_title, slugs
 from simulator.report.stats import Summary, WorstCase
 
 __all__ = ["METRIC_LABELS", "Plot", "plots"]
@@ -61,9 +61,9 @@ def heatmaps(design: Design, summaries: Sequence[Summary], cases: Sequence[Worst
         fields = [f for f in F_FIELDS if f in design.setting_fields]
         yield from _grid_plots("f", axis_grids(cases, fields, f_label), design, xlabel="attackers (f)",
                                what=worst, caption="Aggregator x f, worst case over attacks")
-    fields = [f for f in HETEROGENEITY_FIELDS if f in design.setting_fields]
-    if fields:
-        yield from _grid_plots("heterogeneity", axis_grids(cases, fields, heterogeneity_label), design,
+    if "heterogeneity" in design.setting_fields:
+        yield from _grid_plots("heterogeneity", axis_grids(cases, ["heterogeneity"], lambda v: v["heterogeneity"]),
+                               design,
                                xlabel="heterogeneity", what=worst,
                                caption="Aggregator x heterogeneity, worst case over attacks")
 

@@ -18,11 +18,11 @@ from pathlib import Path
 from experiments import datasets
 from experiments.atomic import atomic_write
 from experiments.tools import UserException
-from simulator.grid import Grid, GridOutcome, finished, load_grids, run_grid
+from simulator.grid import Grid, GridOutcome, load_grids, run_grid
 from simulator.core.provenance import made_with
 from simulator.report import load, summarise, write_report
 from simulator.report.page import table
-from simulator.core.store import SUMMARY, RunFolder, csv_bytes
+from simulator.core.store import csv_bytes, finished, load_result
 from simulator.studies.catalogue import get
 from simulator.studies.study import Results, Study, Verdict
 
@@ -75,7 +75,7 @@ def reproduce(name: str, *, quick: bool = False, dataset: str | None = None, dat
     out = Path(output) if output else Path("results/runs/studies") / grid.name
     start = time.perf_counter()
     outcome = run_grid(grid, out, jobs=jobs, threads=threads, shard=shard, progress=progress, records=records)
-    complete = all(finished(dataclasses.replace(c, output=str(out))) for c in configs)
+    complete = all(finished(out / c.run_id()) for c in configs)
     verdicts = None
     if complete:
         runs = _run_ids(grid)
@@ -136,7 +136,7 @@ def _write_claims(study: Study, verdicts: list[Verdict], comparison: list[dict[s
 
 def _summaries(grid: Grid, out: Path) -> list[dict]:
     """The summaries of the grid's runs (all finished; not of other runs that share the folder)."""
-    return [RunFolder(out / config.run_id()).read_json(SUMMARY) for config in grid.configs]
+    return [load_result(out / config.run_id(), metrics=False).summary for config in grid.configs]
 
 
 def _publish(study: Study, grid: Grid, out: Path, dest: Path, dataset: str, note: str,

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aggregators
+import attacks
 from simulator.report.stats import Summary
 
 __all__ = ["HOLDS", "FAILS", "NOT_COMPARABLE", "Verdict", "Claim", "Study", "Results"]
@@ -106,9 +108,7 @@ def _field(summary: Summary, name: str) -> Any:
 def _canonical(name: str, value: Any) -> Any:
     """An aggregator or attack spec in the canonical form identities hold; other values as they are."""
     if name == "aggregator":
-        import aggregators
         return aggregators.get(value).canonical
     if name == "attack":
-        import attacks
         return attacks.get(value).canonical
     return value

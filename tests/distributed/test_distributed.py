@@ -1,4 +1,4 @@
-"""The distributed engine with gloo on localhost: the same results as in one process, crashes, bad launches.
+"""Torchrun execution with gloo on localhost: the same results as in one process, crashes, bad launches.
 
 Each test starts the ranks as separate processes with the environment torchrun
 would give them (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT on a free port),
@@ -20,7 +20,7 @@ from simulator import Config, run
 from simulator.core.distributed import backend
 
 RUN = ["--dataset", "digits", "--nb-workers", "9", "--nb-decl-byz", "2", "--aggregator", "median", "--steps", "20",
-       "--eval-every", "10", "--checkpoint-every", "10", "--quiet", "--dist-timeout", "20"]
+       "--eval-every", "10", "--checkpoint-every", "10", "--quiet", "--execution", "torchrun(timeout=20)"]
 
 
 STEPS = 400  # long enough that a fast machine cannot finish between the first checkpoint and the kill
@@ -66,7 +66,7 @@ def in_process(tmp_path: Path, **changes) -> Path:
 def test_three_ranks_give_the_in_process_result_bit_for_bit(tmp_path):
     """The Byzantine workers on the ranks too (label flipping); the crash test checks them on the server."""
     out, attack = tmp_path / "dist", "labelflip"
-    results = finish(start([*RUN, "--attack", attack, "--engine", "distributed", "--dist-byzantine", "ranks",
+    results = finish(start([*RUN, "--attack", attack, "--execution", "torchrun(timeout=20,byzantine=ranks)",
                             "--output", str(out)]))
     assert all(code == 0 for code, _, _ in results.values()), results
     assert "final accuracy" in results[0][1] and results[1][1] == results[2][1] == ""
@@ -84,7 +84,7 @@ def test_gpus_carry_tensors_over_nccl_and_control_messages_over_gloo():
 
 def test_a_dead_rank_stops_the_run_naming_it_and_the_run_resumes(tmp_path):
     out = tmp_path / "dist"
-    args = [*RUN, "--attack", "bitflip", "--engine", "distributed", "--output", str(out), "--dist-timeout", "8",
+    args = [*RUN, "--attack", "bitflip", "--output", str(out), "--execution", "torchrun(timeout=8)",
             "--steps", str(STEPS)]
     processes = start(args)
     deadline = time.time() + 90
@@ -104,7 +104,7 @@ def test_a_dead_rank_stops_the_run_naming_it_and_the_run_resumes(tmp_path):
 
 
 def test_bad_launches_end_with_one_line(tmp_path):
-    args = [*RUN, "--engine", "distributed", "--output", str(tmp_path / "o"), "--dist-timeout", "3"]
+    args = [*RUN, "--output", str(tmp_path / "o"), "--execution", "torchrun(timeout=3)"]
     alone = subprocess.run([sys.executable, "-m", "simulator", "train", *args], capture_output=True, text=True,
                            env={k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")})
     assert alone.returncode == 2 and "torchrun" in alone.stderr and "Traceback" not in alone.stderr
@@ -140,7 +140,7 @@ def test_torchrun_restarts_a_run_whose_rank_died(tmp_path):
     env = {**os.environ, "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1", "OMP_NUM_THREADS": "1"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=3",
                 "--max-restarts=1", "-m", "simulator", "train"]
-    launcher = subprocess.Popen([*torchrun, *RUN, "--attack", "bitflip", "--engine", "distributed",
+    launcher = subprocess.Popen([*torchrun, *RUN, "--attack", "bitflip",
                                  "--steps", str(STEPS), "--output", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
     deadline = time.time() + 120
@@ -158,7 +158,7 @@ def test_torchrun_restarts_a_run_whose_rank_died(tmp_path):
 
 
 def test_transport_errors_are_told_in_one_line_even_when_torch_gives_none():
-    from simulator.core.distributed import _reason
+    from simulator.core.distributed.transport import reason
 
-    assert _reason(RuntimeError("Connection closed by peer\n" + "frame\n" * 50)) == "Connection closed by peer"
-    assert _reason(RuntimeError("")) == "RuntimeError" and len(_reason(RuntimeError("x" * 1000))) == 300
+    assert reason(RuntimeError("Connection closed by peer\n" + "frame\n" * 50)) == "Connection closed by peer"
+    assert reason(RuntimeError("")) == "RuntimeError" and len(reason(RuntimeError("x" * 1000))) == 300

@@ -97,7 +97,7 @@ def _replaying(pool, chosen):
 
 def test_a_killed_federated_run_resumes_bit_identical(tmp_path, monkeypatch):
     config = Config(**{**BASE, "steps": 8}, clients=15, participation=0.5, local_steps=3, local_lr=0.05,
-                    local_momentum=0.5, momentum=0.9, momentum_at="worker", server_opt="yogi", server_lr=0.01,
+                    local_momentum=0.5, momentum=0.9, momentum_at="worker", server_opt="yogi(lr=0.01)",
                     aggregator="trmean", attack="labelflip", output=str(tmp_path / "a"))
     reference = run(config, progress=False)
     resumed_config = Config(**{**config.to_dict(), "output": str(tmp_path / "b")})
@@ -119,13 +119,13 @@ def test_a_killed_federated_run_resumes_bit_identical(tmp_path, monkeypatch):
 
 
 def test_fedopt_adam_and_yogi_by_hand():
-    g, params = torch.tensor([0.5, -2.0]), torch.zeros(2)
-    adam = FedOpt("adam", [0.9, 0.99], 1e-3, 0.0, 2, torch.device("cpu"), torch.float32)
-    step = adam.update(g, params, lr=0.1)
+    g = torch.tensor([0.5, -2.0])
+    adam = FedOpt("adam", [0.9, 0.99], 1e-3, 2, torch.device("cpu"), torch.float32)
+    step = adam.update(g, lr=0.1)
     m, v = 0.1 * g, 0.99 * 1e-6 + 0.01 * g * g
     torch.testing.assert_close(step, 0.1 * m / (v.sqrt() + 1e-3))
-    yogi = FedOpt("yogi", [0.9, 0.99], 1e-3, 0.0, 2, torch.device("cpu"), torch.float32)
-    yogi.update(g, params, lr=0.1)
+    yogi = FedOpt("yogi", [0.9, 0.99], 1e-3, 2, torch.device("cpu"), torch.float32)
+    yogi.update(g, lr=0.1)
     torch.testing.assert_close(yogi.v, 1e-6 - 0.01 * g * g * torch.sign(1e-6 - g * g))
 
 

@@ -25,12 +25,21 @@ def test_lists_expand_into_the_cartesian_product_in_file_order(tmp_path):
     assert all(c.dataset == "digits" and c.steps == 5 for c in grid.configs)
 
 
-def test_seeds_as_a_count_or_a_list_and_list_typed_fields(tmp_path):
+def test_seeds_as_a_count_or_a_list_and_specs_with_list_parameters(tmp_path):
     assert combos(grid_of(tmp_path, BASE + "seeds = [3, 7]\n"), "seed") == [(3,), (7,)]
-    grid = grid_of(tmp_path, BASE + 'lr_schedule = "step"\nlr_milestones = [[2], [3, 4]]\n')
-    assert combos(grid, "lr_milestones") == [([2],), ([3, 4],)]
+    grid = grid_of(tmp_path, BASE + 'lr_schedule = ["step(milestones=[2])", "step(milestones=[3, 4])"]\n')
+    assert combos(grid, "lr_schedule") == [("step(milestones=[2])",), ("step(milestones=[3,4])",)]
+
+
+def test_old_spellings_fold_into_their_spec_with_one_warning(tmp_path, caplog):
+    grid = grid_of(tmp_path, BASE + 'lr_schedule = "step"\nlr_milestones = [[2], [3, 4]]\n'
+                                    'heterogeneity = "dirichlet"\nalpha = [0.1, 0.5]\n')
+    assert combos(grid, "lr_schedule", "heterogeneity") == [
+        (f"step(milestones={m})", f"dirichlet(alpha={a})") for m in ("[2]", "[3,4]") for a in (0.1, 0.5)]
+    warnings = [r.getMessage() for r in caplog.records if "old spellings" in r.getMessage()]
+    assert len(warnings) == 1 and "heterogeneity = 'dirichlet(alpha=0.1)'" in warnings[0]
     single = grid_of(tmp_path, BASE + 'lr_schedule = "step"\nlr_milestones = [2, 3]\n')
-    assert combos(single, "lr_milestones") == [([2, 3],)]
+    assert combos(single, "lr_schedule") == [("step(milestones=[2,3])",)]
 
 
 def test_exclude_drops_matches_and_include_adds_sub_grids(tmp_path):
@@ -62,7 +71,7 @@ def test_combinations_a_rule_refuses_are_counted_and_skipped(tmp_path):
 
 
 def test_the_same_run_twice_is_kept_once(tmp_path):
-    grid = grid_of(tmp_path, BASE + 'heterogeneity = "iid"\nalpha = [0.1, 0.5]\naggregator = ["krum", "Krum"]\n')
+    grid = grid_of(tmp_path, BASE + 'heterogeneity = ["iid", "IID"]\naggregator = ["krum", "Krum"]\n')
     assert len(grid.configs) == 1 and grid.duplicates == 3
 
 

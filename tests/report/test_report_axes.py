@@ -13,7 +13,7 @@ from simulator.report.plots import plots
 
 AGGREGATORS = ("median", "trmean")
 ATTACKS = ("alie", "signflip")
-SPLITS = ({"heterogeneity": "iid"}, {"heterogeneity": "dirichlet", "alpha": 1.0})
+SPLITS = ("iid", "dirichlet(alpha=1.0)")
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("axes") / "runs"
     for aggregator, attack, f, split in itertools.product(AGGREGATORS, ATTACKS, (1, 2), SPLITS):
         run(Config(dataset="digits", nb_workers=7, nb_decl_byz=2, nb_real_byz=f, aggregator=aggregator,
-                   attack=attack, steps=2, eval_every=1, batch_size=16, seed=3, output=str(root), **split),
+                   attack=attack, steps=2, eval_every=1, batch_size=16, seed=3, output=str(root), heterogeneity=split),
             progress=False)
     return root
 
@@ -47,7 +47,7 @@ def _finals(runs) -> dict:
 
 def test_the_varying_fields_make_the_settings_and_the_rest_is_fixed(runs):
     design = load(runs)
-    assert design.setting_fields == ("nb_real_byz", "heterogeneity", "alpha")
+    assert design.setting_fields == ("nb_real_byz", "heterogeneity")  # the split is one spec field
     assert design.fixed["nb_decl_byz"] == 2 and design.fixed["dataset"] == "digits"
     assert len(design.settings) == 4 and len(design.groups) == 16
 

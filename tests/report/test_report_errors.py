@@ -145,8 +145,9 @@ def test_a_tie_names_every_best_rule(tmp_path, fake_run):
 
 
 def test_settings_read_short_and_make_distinct_file_names():
-    iid = (("alpha", None), ("heterogeneity", "iid"), ("nb_real_byz", 1))
-    skewed = (("alpha", 0.5), ("heterogeneity", "dirichlet"), ("nb_real_byz", 1))
+    # a field a run does not use (None) is left out; the data split is one spec carrying its own parameter
+    iid = (("heterogeneity", "iid"), ("momentum_at", None), ("nb_real_byz", 1))
+    skewed = (("heterogeneity", "dirichlet(alpha=0.5)"), ("momentum_at", None), ("nb_real_byz", 1))
     assert describe(iid) == "f=1, heterogeneity=iid"
     assert describe(skewed) == "f=1, heterogeneity=dirichlet(alpha=0.5)"
     assert describe(()) == "all runs"

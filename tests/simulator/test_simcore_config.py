@@ -9,11 +9,11 @@ from experiments.tools import UnavailableException, UserException
 from simulator.core.config import Config
 from simulator.core.metrics import step_metrics
 from simulator.core.optim import Momentum
-from simulator.core.schedule import learning_rate
+from simulator.core.schedule import SCHEDULES
 
 
 def test_round_trip_through_json(tmp_path):
-    config = Config(aggregator="krum", attack="alie", attack_args={"z": 1.5}, lr_milestones=[10, 20])
+    config = Config(aggregator="krum", attack="alie(z=1.5)", lr_schedule="step(milestones=[10,20])")
     path = tmp_path / "c.json"
     path.write_text(json.dumps(config.to_dict()))
     assert Config.load(path) == config
@@ -41,8 +41,8 @@ def test_real_byzantine_defaults_to_declared():
     ({"momentum": 1.5}, "momentum"),
     ({"momentum_at": "client"}, "momentum_at"),
     ({"steps": 0}, "steps"),
-    ({"gamma": 2.0}, "gamma"),
-    ({"lr_milestones": [0]}, "lr_milestones"),
+    ({"heterogeneity": "gamma(iid_fraction=2.0)"}, "iid_fraction"),
+    ({"lr_schedule": "step(milestones=[0])"}, "milestones"),
     ({"nesterov": True}, "nesterov"),
     ({"lr_schedule": "cosin"}, "cosine"),
 ])
@@ -62,18 +62,20 @@ def test_unknown_field_and_bad_file_are_user_errors(tmp_path):
 
 
 def test_schedules():
-    assert learning_rate(Config(lr=0.5), 1000) == 0.5
-    inverse = Config(lr=1.0, lr_schedule="inverse", lr_decay=100, lr_decay_delta=10)
-    assert learning_rate(inverse, 0) == 1.0
-    assert learning_rate(inverse, 109) == pytest.approx(1.0 / 2.0)  # t rounded down to 100
-    step = Config(lr=1.0, lr_schedule="step", lr_milestones=[10, 20], lr_gamma=0.1)
-    assert [learning_rate(step, t) for t in (9, 10, 19, 20)] == pytest.approx([1.0, 0.1, 0.1, 0.01])
-    cosine = Config(lr=1.0, lr_schedule="cosine", lr_min=0.1, steps=100)
-    assert learning_rate(cosine, 0) == pytest.approx(1.0)
-    assert learning_rate(cosine, 50) == pytest.approx(0.55)
-    assert learning_rate(cosine, 100) == pytest.approx(0.1)
+    assert SCHEDULES.build("constant").rate(0.5, 1000, 300) == 0.5
+    inverse = SCHEDULES.build("inverse(timescale=100, every=10)")
+    assert inverse.rate(1.0, 0, 300) == 1.0
+    assert inverse.rate(1.0, 109, 300) == pytest.approx(1.0 / 2.0)  # t rounded down to 100
+    step = SCHEDULES.build("step(milestones=[20, 10], factor=0.1)")
+    assert [step.rate(1.0, t, 300) for t in (9, 10, 19, 20)] == pytest.approx([1.0, 0.1, 0.1, 0.01])
+    cosine = SCHEDULES.build("cosine(final_lr=0.1)")
+    assert cosine.rate(1.0, 0, 100) == pytest.approx(1.0)
+    assert cosine.rate(1.0, 50, 100) == pytest.approx(0.55)
+    assert cosine.rate(1.0, 100, 100) == pytest.approx(0.1)
     with pytest.raises(UnavailableException, match="cosine"):
-        learning_rate(Config(lr_schedule="cosin"), 0)
+        Config(lr_schedule="cosin")
+    with pytest.raises(UserException, match="final_lr must be at most lr"):
+        Config(lr=0.1, lr_schedule="cosine(final_lr=0.5)").validate()
 
 
 def _momentum(**kw):
@@ -84,7 +86,7 @@ def test_no_momentum_is_plain_sgd():
     m = _momentum()
     g = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
     assert torch.equal(m.at_workers(g, 0), g)
-    assert torch.allclose(m.update(torch.tensor([1.0, 2.0], dtype=torch.float64), torch.zeros(2, dtype=torch.float64), 0.5),
+    assert torch.allclose(m.update(torch.tensor([1.0, 2.0], dtype=torch.float64), 0.5),
                           torch.tensor([0.5, 1.0], dtype=torch.float64))
 
 
@@ -97,25 +99,24 @@ def test_worker_momentum_keeps_one_buffer_per_worker():
     assert torch.equal(m.buffer[2], torch.zeros(2, dtype=torch.float64))  # worker 2 untouched
     # the server then applies lr * aggregate, no momentum of its own
     agg = torch.tensor([1.0, 1.0], dtype=torch.float64)
-    assert torch.allclose(m.update(agg, torch.zeros(2, dtype=torch.float64), 0.1), 0.1 * agg)
+    assert torch.allclose(m.update(agg, 0.1), 0.1 * agg)
 
 
 def test_server_and_update_momentum_differ_only_when_lr_changes():
     server, update = _momentum(momentum=0.9, momentum_at="server"), _momentum(momentum=0.9, momentum_at="update")
-    params, g = torch.zeros(2, dtype=torch.float64), torch.tensor([1.0, -1.0], dtype=torch.float64)
+    g = torch.tensor([1.0, -1.0], dtype=torch.float64)
     for lr in (0.1, 0.1):
-        assert torch.allclose(server.update(g, params, lr), update.update(g, params, lr))
+        assert torch.allclose(server.update(g, lr), update.update(g, lr))
     # lr drops: server momentum rescales the whole buffer, update momentum only the new term
-    s, u = server.update(g, params, 0.01), update.update(g, params, 0.01)
+    s, u = server.update(g, 0.01), update.update(g, 0.01)
     assert torch.allclose(s, 0.01 * (0.81 * g + 0.9 * g + g))
     assert torch.allclose(u, 0.81 * 0.1 * g + 0.9 * 0.1 * g + 0.01 * g)
 
 
-def test_nesterov_and_weight_decay():
-    m = _momentum(momentum=0.5, momentum_at="server", nesterov=True, weight_decay=0.1)
-    params, g = torch.tensor([1.0, 1.0], dtype=torch.float64), torch.tensor([1.0, 0.0], dtype=torch.float64)
-    d = g + 0.1 * params
-    assert torch.allclose(m.update(g, params, 1.0), d + 0.5 * d)
+def test_nesterov():
+    m = _momentum(momentum=0.5, momentum_at="server", nesterov=True)
+    g = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    assert torch.allclose(m.update(g, 1.0), g + 0.5 * g)
 
 
 def test_momentum_state_round_trip():

@@ -32,7 +32,7 @@ def test_a_short_run_learns_and_writes_its_files(small):
 
 
 def test_average_collapses_where_median_and_krum_survive(small):
-    attack = dict(nb_workers=11, nb_decl_byz=3, attack="ipm", attack_args={"epsilon": 10.0}, steps=120, eval_every=60)
+    attack = dict(nb_workers=11, nb_decl_byz=3, attack="ipm(epsilon=10)", steps=120, eval_every=60)
     accuracy = {agg: run(small(aggregator=agg, **attack), progress=False).final_accuracy
                 for agg in ("average", "median", "krum")}
     assert accuracy["average"] < 0.3
@@ -110,10 +110,10 @@ def test_every_momentum_placement_learns(small, placement):
 def test_server_and_update_momentum_agree_at_constant_lr_and_differ_under_decay(small, tmp_path):
     def final(placement, schedule, where):
         return _params(run(small(nb_decl_byz=0, momentum=0.9, momentum_at=placement, lr_schedule=schedule,
-                                 lr_decay=5.0, steps=15, output=str(tmp_path / where)), progress=False))
+                                 steps=15, output=str(tmp_path / where)), progress=False))
     same = final("server", "constant", "a"), final("update", "constant", "b")
     assert all(torch.allclose(same[0][k], same[1][k], atol=1e-5) for k in same[0])
-    decayed = final("server", "inverse", "c"), final("update", "inverse", "d")
+    decayed = final("server", "inverse(timescale=5)", "c"), final("update", "inverse(timescale=5)", "d")
     assert any(not torch.allclose(decayed[0][k], decayed[1][k], atol=1e-5) for k in decayed[0])
 
 
@@ -133,17 +133,17 @@ def test_declared_and_real_f_are_separate(small, monkeypatch):
 
 
 def test_every_heterogeneity_mode_runs_and_learns(small):
-    results = {mode: run(small(nb_decl_byz=0, heterogeneity=mode, alpha=0.5, gamma=0.5, steps=60, eval_every=60),
-                         progress=False) for mode in ("iid", "dirichlet", "extreme", "gamma")}
+    results = {mode: run(small(nb_decl_byz=0, heterogeneity=mode, steps=60, eval_every=60), progress=False)
+               for mode in ("iid", "dirichlet(alpha=0.5)", "extreme", "gamma(iid_fraction=0.5)")}
     for mode, result in results.items():
         assert result.final_accuracy > 0.5, mode  # chance is 0.1; every class is held by some honest worker
     classes = {mode: r.summary["data"]["classes_per_honest_worker"]["median"] for mode, r in results.items()}
-    assert classes["iid"] == 10 and classes["extreme"] <= 2 < classes["gamma"]
+    assert classes["iid"] == 10 and classes["extreme"] <= 2 < classes["gamma(iid_fraction=0.5)"]
 
 
 def test_the_criterion_is_configurable(small, tmp_path):
     top1 = run(small(nb_decl_byz=0, steps=5, eval_every=5), progress=False)
-    top5 = run(small(nb_decl_byz=0, steps=5, eval_every=5, criterion_args={"k": 5}), progress=False)
+    top5 = run(small(nb_decl_byz=0, steps=5, eval_every=5, criterion="top-k(k=5)"), progress=False)
     assert top5.final_accuracy > top1.final_accuracy
 
 
@@ -162,7 +162,7 @@ def test_the_probe_leaves_a_stateful_attack_as_it_was(small):
     import attacks
 
     fresh = attacks.get("mimic", heuristic="variance").state_dict()
-    sim = Simulation(small(attack="mimic", attack_args={"heuristic": "variance"}))
+    sim = Simulation(small(attack="mimic(heuristic=variance)"))
     assert repr(sim.attack.state_dict()) == repr(fresh)
 
 

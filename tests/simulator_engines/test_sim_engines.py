@@ -8,8 +8,7 @@ from torch import nn
 
 from experiments import Configuration, Model
 from experiments.tools import UnavailableException, UserException
-from simulator.core import engines
-from simulator.core.engines import make_engine
+from simulator.core.engines import ENGINES, make_engine
 
 SHAPES = {"simples-digits": (1, 8, 8), "simples-conv": (1, 28, 28), "simples-cifar": (3, 32, 32)}
 
@@ -195,15 +194,18 @@ def test_auto_falls_back_to_loop_and_logs_why(caplog):
 
 
 def test_registry_and_errors():
-    assert engines.names() == ["auto", "distributed", "grouped", "loop", "vmap"]
-    assert all(engines.describe(name) for name in engines.names())
+    assert ENGINES.names() == ["auto", "grouped", "loop", "vmap"]
+    assert all(ENGINES.describe(name) for name in ENGINES.names())
     with pytest.raises(UnavailableException, match="Did you mean 'vmap'"):
         make_engine("vmapp", mlp(), F.cross_entropy)
     with pytest.raises(UserException, match="chunk size"):
         make_engine("vmap", mlp(), F.cross_entropy, chunk_size=0)
+    with pytest.raises(UserException, match=r"Engine 'vmap' needs chunk_size >= 1, got vmap\(chunk_size=0\)"):
+        make_engine("vmap(chunk_size=0)", mlp(), F.cross_entropy)
     with pytest.raises(ValueError, match="probe"):
         make_engine("auto", mlp(), F.cross_entropy)
-    with pytest.raises(ValueError, match="torchrun"):
+    # torchrun is no longer an engine but an execution (execution="torchrun(...)"): make_engine does not know it
+    with pytest.raises(UnavailableException, match="Unknown engine 'distributed'"):
         make_engine("distributed", mlp(), F.cross_entropy)
     with pytest.raises(UserException, match="stacked"):
         make_engine("vmap", mlp(), F.cross_entropy).gradients(torch.randn(4, 64), torch.zeros(4, dtype=torch.long))

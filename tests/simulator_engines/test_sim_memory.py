@@ -28,13 +28,13 @@ def test_chunk_for_fits_the_budget():
 
 
 def test_a_memory_budget_sets_the_chunk_size_and_an_explicit_one_wins(tmp_path):
-    base = dict(dataset="digits", nb_workers=30, nb_decl_byz=2, output=str(tmp_path), engine="vmap")
+    base = dict(dataset="digits", nb_workers=30, nb_decl_byz=2, output=str(tmp_path))
     per_worker = worker_bytes(Model("simples-digits", Configuration(device="cpu"), init_seed=0).module,
                               torch.randn(32, 1, 8, 8), torch.randint(10, (32,)), F.cross_entropy)
     budget = 7.5 * per_worker / 2**30
-    assert Simulation(Config(**base, memory_budget=budget)).engine.chunk_size == 7
-    assert Simulation(Config(**base, memory_budget=budget, chunk_size=3)).engine.chunk_size == 3
-    assert Simulation(Config(**base)).engine.chunk_size is None  # CPU, no budget: all workers at once
+    assert Simulation(Config(**base, engine=f"vmap(memory_budget={budget!r})")).engine.chunk_size == 7
+    assert Simulation(Config(**base, engine=f"vmap(chunk_size=3,memory_budget={budget!r})")).engine.chunk_size == 3
+    assert Simulation(Config(**base, engine="vmap")).engine.chunk_size is None  # CPU, no budget: all workers at once
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

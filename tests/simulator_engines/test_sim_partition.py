@@ -5,10 +5,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from experiments.tools import UnavailableException, UserException
-from simulator.core import partition as heterogeneity
+from simulator.core.partition import MODES as HETEROGENEITY
 from simulator.core.partition import partition
 
-MODES = {"iid": {}, "extreme": {}, "gamma": {"gamma": 0.5}, "dirichlet": {"alpha": 1.0}}
+MODES = {"iid": "iid", "extreme": "extreme", "gamma": "gamma(iid_fraction=0.5)", "dirichlet": "dirichlet(alpha=1.0)"}
 
 
 def balanced(classes: int = 10, per_class: int = 100) -> torch.Tensor:
@@ -17,8 +17,8 @@ def balanced(classes: int = 10, per_class: int = 100) -> torch.Tensor:
     return labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))]
 
 
-def split(mode: str, labels: torch.Tensor, n: int, seed: int = 0, **params) -> list[torch.Tensor]:
-    return partition(labels, n, mode, torch.Generator().manual_seed(seed), **params)
+def split(spec: str, labels: torch.Tensor, n: int, seed: int = 0) -> list[torch.Tensor]:
+    return partition(labels, n, HETEROGENEITY.build(spec), torch.Generator().manual_seed(seed))
 
 
 def classes_per_worker(labels: torch.Tensor, parts: list[torch.Tensor]) -> list[int]:
@@ -31,7 +31,7 @@ def classes_per_worker(labels: torch.Tensor, parts: list[torch.Tensor]) -> list[
 def test_every_mode_gives_each_worker_a_disjoint_nonempty_share_of_the_whole_set(mode, n, size, classes, seed):
     assume(mode != "dirichlet" or size >= 5 * n)  # tiny sets can leave a Dirichlet worker empty (tested below)
     labels = torch.randint(classes, (size,), generator=torch.Generator().manual_seed(seed))
-    parts = split(mode, labels, n, seed, **({"alpha": 10.0} if mode == "dirichlet" else MODES[mode]))
+    parts = split("dirichlet(alpha=10.0)" if mode == "dirichlet" else MODES[mode], labels, n, seed)
     assert len(parts) == n
     assert all(p.dtype == torch.int64 and p.numel() > 0 for p in parts)
     assert torch.equal(torch.cat(parts).sort().values, torch.arange(size))
@@ -40,8 +40,8 @@ def test_every_mode_gives_each_worker_a_disjoint_nonempty_share_of_the_whole_set
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_the_same_generator_seed_gives_the_same_partition(mode):
     labels = balanced()
-    first, again = split(mode, labels, 7, 3, **MODES[mode]), split(mode, labels, 7, 3, **MODES[mode])
-    other = split(mode, labels, 7, 4, **MODES[mode])
+    first, again = split(MODES[mode], labels, 7, 3), split(MODES[mode], labels, 7, 3)
+    other = split(MODES[mode], labels, 7, 4)
     assert all(torch.equal(a, b) for a, b in zip(first, again))
     assert not all(torch.equal(a, b) for a, b in zip(first, other))
 
@@ -62,14 +62,14 @@ def test_extreme_gives_each_worker_one_or_two_classes():
 
 def test_gamma_one_is_iid_and_gamma_zero_is_label_sorted():
     labels = balanced()
-    assert min(classes_per_worker(labels, split("gamma", labels, 10, gamma=1.0))) >= 8
-    assert classes_per_worker(labels, split("gamma", labels, 10, gamma=0.0)) == [1] * 10
+    assert min(classes_per_worker(labels, split("gamma(iid_fraction=1.0)", labels, 10))) >= 8
+    assert classes_per_worker(labels, split("gamma(iid_fraction=0.0)", labels, 10)) == [1] * 10
 
 
 def test_gamma_gives_each_worker_a_fraction_gamma_of_iid_samples():
     """Worker 0's sorted shard is all class 0; everything else it holds comes from its iid share."""
     labels = balanced()
-    parts = split("gamma", labels, 10, gamma=0.3)
+    parts = split("gamma(iid_fraction=0.3)", labels, 10)
     assert {len(p) for p in parts} == {100}
     foreign = (labels[parts[0]] != 0).sum().item()
     assert 20 <= foreign <= 30  # 30 iid samples, of which about 9/10 are not class 0
@@ -79,7 +79,7 @@ def test_dirichlet_skew_grows_as_alpha_shrinks():
     labels = balanced(10, 200)
 
     def mean_dominant_share(alpha: float) -> float:
-        parts = split("dirichlet", labels, 10, 1, alpha=alpha)
+        parts = split(f"dirichlet(alpha={alpha})", labels, 10, 1)
         return sum(torch.bincount(labels[p], minlength=10).max().item() / len(p) for p in parts) / len(parts)
 
     skewed, mild, flat = mean_dominant_share(0.1), mean_dominant_share(1.0), mean_dominant_share(1000.0)
@@ -88,30 +88,36 @@ def test_dirichlet_skew_grows_as_alpha_shrinks():
 
 
 def test_names_and_descriptions():
-    assert heterogeneity.names() == ["dirichlet", "extreme", "gamma", "iid"]
-    assert all(heterogeneity.describe(name) for name in heterogeneity.names())
+    assert HETEROGENEITY.names() == ["dirichlet", "extreme", "gamma", "iid"]
+    assert all(HETEROGENEITY.describe(name) for name in HETEROGENEITY.names())
     with pytest.raises(UnavailableException, match="iid"):
-        heterogeneity.describe("idd")
+        HETEROGENEITY.describe("idd")
 
 
-@pytest.mark.parametrize("mode, params, message", [
-    ("idd", {}, "Unknown heterogeneity 'idd'. Did you mean 'iid'"),
-    ("dirichlet", {}, "needs the parameter alpha"),
-    ("dirichlet", {"alpha": 0.0}, "alpha must be positive"),
-    ("dirichlet", {"alpha": float("nan")}, "alpha must be a finite number"),
-    ("gamma", {"gamma": 1.5}, "gamma must be in"),
-    ("gamma", {"gamma": "half"}, "gamma must be a finite number"),
-    ("iid", {"alpha": 0.5}, "does not take alpha"),
+@pytest.mark.parametrize("spec, message", [
+    ("idd", r"Unknown heterogeneity 'idd'\. Did you mean 'iid'"),
+    ("dirichlet(alpha=0.0)", r"Heterogeneity 'dirichlet' needs a finite alpha > 0, got dirichlet\(alpha=0\.0\)"),
+    ("dirichlet(alpha=inf)", r"Heterogeneity 'dirichlet' needs a finite alpha > 0"),
+    ("dirichlet(alpha=nan)", r"Heterogeneity 'dirichlet': parameter 'alpha' must be a number, got nan"),
+    ("gamma(iid_fraction=1.5)", r"Heterogeneity 'gamma' needs iid_fraction in \[0, 1\]"),
+    ("gamma(iid_fraction=half)", r"Heterogeneity 'gamma': parameter 'iid_fraction' must be a number"),
+    ("iid(alpha=0.5)", r"Heterogeneity 'iid' has no parameter 'alpha'; it takes no parameters"),
 ])
-def test_bad_modes_and_parameters_raise_one_clear_sentence(mode, params, message):
+def test_bad_modes_and_parameters_raise_one_clear_sentence(spec, message):
     with pytest.raises(UserException, match=message):
-        split(mode, balanced(), 5, **params)
+        split(spec, balanced(), 5)
+
+
+def test_a_mode_named_without_parameters_takes_its_defaults():
+    """A parameter is no longer required: a bare name means the documented default."""
+    assert HETEROGENEITY.build("dirichlet").alpha == 1.0
+    assert HETEROGENEITY.build("gamma").iid_fraction == 0.5
 
 
 def test_more_workers_than_samples_or_an_impossible_dirichlet_is_refused():
     with pytest.raises(UserException, match="Cannot give each of 20 workers"):
         split("iid", torch.arange(10), 20)
     with pytest.raises(UserException, match="without samples"):
-        split("dirichlet", balanced(2, 10), 15, alpha=0.001)
+        split("dirichlet(alpha=0.001)", balanced(2, 10), 15)
     with pytest.raises(UserException, match="1-D integer"):
         split("iid", torch.rand(10), 2)

@@ -1,0 +1,82 @@
+"""The parts of a run that the `Simulation` and a distributed run's worker ranks both build: functions of the
+config and the device, seeded by named streams, so a rank building its slice of the workers gets what one
+process has."""
+from __future__ import annotations
+
+import torch
+
+from experiments import Configuration, Model, datasets
+from experiments.grammar import parse_spec
+from experiments.loss import LOSSES
+from experiments.tools import UserException
+from simulator.core.config import Config
+from simulator.core.engines import Engine
+from simulator.core.engines.memory import chunk_for, default_budget, worker_bytes
+from simulator.core.partition import partition
+from simulator.core.sampler import WorkerSampler
+from simulator.core.seeding import derive_seed, generator
+
+__all__ = ["training_set", "samplers", "build_model", "build_engine"]
+
+Pair = tuple[torch.Tensor, torch.Tensor]
+
+
+def training_set(c: Config, device: torch.device) -> tuple[Pair, list[torch.Tensor], Pair | None]:
+    """The training set on ``device``, its partition among the honest workers, and the validation set (or None).
+
+    The validation set is held out before the split among workers, the same for every lr of a seed.
+    """
+    train_x, train_y = datasets.load_tensors(c.dataset, True, c.data_root)
+    validation = None
+    if c.validation_split:
+        order = torch.randperm(len(train_y), generator=generator(c.seed, "validation"))
+        held, kept = order[:int(c.validation_split * len(train_y))], order[int(c.validation_split * len(train_y)):]
+        if len(held) == 0:
+            raise UserException(f"validation_split {c.validation_split} holds out no sample of "
+                                f"the {len(train_y)} training samples.")
+        validation = (train_x[held].to(device), train_y[held].to(device))
+        train_x, train_y = train_x[kept], train_y[kept]
+    parts = partition(train_y, c.nb_honest, c.parts["heterogeneity"], generator(c.seed, "partition"))
+    return (train_x.to(device), train_y.to(device)), parts, validation
+
+
+def samplers(c: Config, train: Pair, parts: list[torch.Tensor], honest: range | None = None,
+             byzantine: range | None = None) -> tuple[WorkerSampler, WorkerSampler | None]:
+    """The honest workers' sampler over their partitions and the Byzantine workers' (None without any).
+
+    All workers, or the slices ``honest`` and ``byzantine`` of them, drawing what those draw in one process.
+    Byzantine workers that compute gradients draw iid from the whole training set.
+    """
+    honest = range(len(parts)) if honest is None else honest
+    byzantine = range(c.real_byz) if byzantine is None else byzantine
+    sampler = WorkerSampler(*train, parts[honest.start:honest.stop], c.batch_size, derive_seed(c.seed, "sampler"),
+                            first=honest.start)
+    everything = [torch.arange(len(train[1]))] * len(byzantine)
+    return sampler, WorkerSampler(*train, everything, c.batch_size, derive_seed(c.seed, "byzantine sampler"),
+                                  first=byzantine.start) if everything else None
+
+
+def build_model(c: Config, device: torch.device) -> Model:
+    """The run's model on ``device``, from its seeded initialisation (which leaves the global RNG alone)."""
+    (name, params), = parse_spec(c.model_name, "model")
+    kwargs = {"num_classes": datasets.num_classes(c.dataset), **params}
+    try:
+        return Model(name, Configuration(device=device, dtype=torch.float32),
+                     init_seed=derive_seed(c.seed, "model"), **kwargs)
+    except TypeError as err:
+        raise UserException(f"Model {c.model_name!r} does not accept these arguments: {err}.") from None
+
+
+def build_engine(c: Config, model: Model, train: Pair, device: torch.device) -> Engine:
+    """This process's gradient engine (``auto`` in a distributed run, on the server and on every rank).
+
+    Its chunk size is the engine's chunk_size, or the most workers whose batched pass fits its memory budget.
+    """
+    inputs, targets, choice = *train, c.parts["engine"]
+    chunk = getattr(choice, "chunk_size", None)
+    budget = default_budget(device, getattr(choice, "memory_budget", None))
+    if chunk is None and budget is not None:
+        per_worker = worker_bytes(model.module, inputs[:c.batch_size], targets[:c.batch_size], LOSSES[c.loss])
+        chunk = chunk_for(budget, per_worker, c.per_round)
+    return choice.make(model, LOSSES[c.loss], chunk_size=chunk, seed=derive_seed(c.seed, "engine"),
+                       probe=(inputs[:2], targets[:2]))

@@ -1,0 +1,59 @@
+"""Carry run folders and run records over to the run ids of the spec spelling.
+
+When every configurable part became a spec (``heterogeneity = "dirichlet(alpha=0.3)"``
+in place of ``heterogeneity = "dirichlet"`` with ``alpha = 0.3``), the identity a
+run id hashes took the canonical specs, so every run id changed while no result
+did. `migrate` rewrites a folder of runs (a grid's output, or ``--records``) in
+place: each run's config.json is read in either spelling and written in the new
+one, summary.json takes the new id, and the folder is renamed to it; a folder
+already under its id is left as it is. `byzsim migrate FOLDER` runs it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from experiments.tools import UserException
+from simulator.core.config import Config
+from simulator.core.store import CONFIG, SUMMARY, RunFolder
+
+__all__ = ["Migration", "migrate"]
+
+
+@dataclass
+class Migration:
+    """What `migrate` did: folders renamed, already current, and left alone because the new id was taken."""
+
+    renamed: int = 0
+    current: int = 0
+    clashes: list[str] = field(default_factory=list)
+
+
+def migrate(root: str | Path) -> Migration:
+    """Rename every run folder directly below ``root`` to its current run id (see the module docstring)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserException(f"{str(root)!r} is not a folder of runs.")
+    done = Migration()
+    for folder in sorted(p for p in root.iterdir() if (p / CONFIG).is_file()):
+        store = RunFolder(folder)
+        try:
+            data = store.read_json(CONFIG)
+            config = Config.from_dict(Config.upgrade(data, quiet=True))
+        except (json.JSONDecodeError, UserException) as err:
+            raise UserException(f"Run folder {str(folder)!r} cannot be migrated: {err}") from None
+        new = config.run_id()
+        if new == folder.name and data == config.to_dict():
+            done.current += 1
+            continue
+        if new != folder.name and (root / new).exists():
+            done.clashes.append(f"{folder.name} -> {new}")
+            continue
+        store.write_json(CONFIG, config.to_dict())
+        if (folder / SUMMARY).is_file():
+            store.write_json(SUMMARY, {**store.read_json(SUMMARY), "run_id": new})
+        os.replace(folder, root / new)
+        done.renamed += 1
+    return done
