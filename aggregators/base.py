@@ -34,6 +34,8 @@ class Step(Plugin):
     name: ClassVar[str] = "step"
     family: ClassVar[str] = "aggregator"
     randomised: ClassVar[bool] = False
+    bound: ClassVar[tuple[int, int] | None] = None  # (a, b): the default `requirement` is n >= af + b
+    state_keys: ClassVar[tuple[str, ...]] = ()  # attributes holding state: None after `reset`, kept by `own_state`
 
     def __init__(self, *, generator: torch.Generator | None = None, **params: object) -> None:
         super().__init__(**params)
@@ -48,20 +50,34 @@ class Step(Plugin):
 
     # Hooks for subclasses -------------------------------------------------
     def requirement(self, n: int, f: int) -> str | None:
-        """The unmet requirement on (n, f) as text (e.g. ``"n >= 2f + 3"``), or None."""
-        return None
+        """The unmet requirement on (n, f) as text (e.g. ``"n >= 2f + 3"``), or None; by default `bound`'s."""
+        if self.bound is None or n >= self.bound[0] * f + self.bound[1]:
+            return None
+        return "n >= {}f + {}".format(*self.bound)
 
     def reset(self) -> None:
         """Forget all state (rewinding the generator to its state at construction)."""
         if self.generator is not None:
             self.generator.set_state(self._initial_generator_state)
+        for key in self.state_keys:
+            setattr(self, key, None)
 
     def own_state(self) -> dict[str, object]:
         """State other than the generator (e.g. cclip's centre); tensors never mutated in place."""
-        return {}
+        return {key: getattr(self, key) for key in self.state_keys}
 
     def load_own_state(self, state: dict[str, object]) -> None:
         """Restore what `own_state` returned."""
+        for key in self.state_keys:
+            setattr(self, key, state[key])
+
+    def random_columns(self, gradients: torch.Tensor, k: int) -> torch.Tensor:
+        """``gradients`` restricted to k coordinates drawn from the step's generator (all of them when k >= d)."""
+        d = gradients.shape[1]
+        if k >= d:
+            return gradients
+        index = torch.randperm(d, generator=self.generator, device=self.generator.device)[:k]
+        return gradients[:, index.to(gradients.device)]
 
     # Checks ----------------------------------------------------------------
     def unmet(self, n: int, f: int) -> str | None:
@@ -69,16 +85,6 @@ class Step(Plugin):
         if n < 1 or f < 0:
             return "n >= 1 and f >= 0"
         return self.requirement(n, f)
-
-
-def _validate_input(owner: str, gradients: torch.Tensor, f: int) -> None:
-    if not isinstance(gradients, torch.Tensor) or gradients.dim() != 2 or gradients.shape[1] < 1:
-        shape = tuple(gradients.shape) if isinstance(gradients, torch.Tensor) else type(gradients).__name__
-        raise UserException(f"{owner} expects a [n, d] tensor of gradients, got {shape}.")
-    if not gradients.is_floating_point():
-        raise UserException(f"{owner} expects floating-point gradients, got {gradients.dtype}.")
-    if isinstance(f, bool) or not isinstance(f, numbers.Integral):
-        raise UserException(f"{owner} expects an integer f, got {f!r}.")
 
 
 class Rule(Step):
@@ -95,7 +101,13 @@ class Rule(Step):
             raise UserException(f"{self.spec} requires {unmet}, got n = {n}, f = {f}.")
 
     def __call__(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
-        _validate_input(self.spec, gradients, f)
+        if not isinstance(gradients, torch.Tensor) or gradients.dim() != 2 or gradients.shape[1] < 1:
+            shape = tuple(gradients.shape) if isinstance(gradients, torch.Tensor) else type(gradients).__name__
+            raise UserException(f"{self.spec} expects a [n, d] tensor of gradients, got {shape}.")
+        if not gradients.is_floating_point():
+            raise UserException(f"{self.spec} expects floating-point gradients, got {gradients.dtype}.")
+        if isinstance(f, bool) or not isinstance(f, numbers.Integral):
+            raise UserException(f"{self.spec} expects an integer f, got {f!r}.")
         f = int(f)  # numpy integers too
         self.check(gradients.shape[0], f)
         low_precision = gradients.dtype in (torch.float16, torch.bfloat16)

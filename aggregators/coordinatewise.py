@@ -41,17 +41,16 @@ def sorted_median(s: torch.Tensor) -> torch.Tensor:
     return (s[n // 2 - 1] + s[n // 2]) / 2 + 0.0
 
 
-def _sequential_mean(rows: torch.Tensor) -> torch.Tensor:
-    """``((rows[0] + rows[1]) + ...) / len(rows)``, left to right (the fused kernel's order)."""
+def sorted_trimmed_mean(s: torch.Tensor, trim: int) -> torch.Tensor:
+    """Mean of rows trim..n-trim-1 of the column-sorted ``s``, summed in ascending order.
+
+    ``((rows[0] + rows[1]) + ...) / len(rows)``, left to right: the fused kernel's order.
+    """
+    rows = s[trim:s.shape[0] - trim]
     total = rows[0].clone()
     for row in rows[1:]:
         total += row
-    return total.div_(rows.shape[0])
-
-
-def sorted_trimmed_mean(s: torch.Tensor, trim: int) -> torch.Tensor:
-    """Mean of rows trim..n-trim-1 of the column-sorted ``s``, summed in ascending order."""
-    return _sequential_mean(s[trim:s.shape[0] - trim]) + 0.0
+    return total.div_(rows.shape[0]) + 0.0
 
 
 def _closest_window(s: torch.Tensor, centre: torch.Tensor, k: int) -> torch.Tensor:

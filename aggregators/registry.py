@@ -11,9 +11,7 @@ from experiments.tools import UserException
 __all__ = ["get", "names", "describe", "is_preaggregation"]
 
 
-def names() -> list[str]:
-    """Every rule and pre-aggregation step, sorted."""
-    return REGISTRY.names()
+names = REGISTRY.names  # every rule and pre-aggregation step, sorted
 
 
 def describe(name: str) -> str:

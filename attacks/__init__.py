@@ -15,9 +15,7 @@ from experiments.tools import UserException
 __all__ = ["get", "names", "describe", "Attack", "AttackContext", "GradientAttack", "DataAttack"]
 
 
-def names() -> list[str]:
-    """Every attack name, sorted."""
-    return REGISTRY.names()
+names = REGISTRY.names  # every attack name, sorted
 
 
 def describe(name: str) -> str:

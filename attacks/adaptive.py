@@ -101,8 +101,9 @@ class _Adaptive(GradientAttack):
         # One [n, d] buffer for every trial: the honest rows are written once.
         stacked = honest.new_empty((h + f, honest.shape[1]))
         stacked[:h].copy_(honest)
-
-        seed = None if self.knows_server_rng else _draw_seed(ctx.generator)
+        seed = None  # None: the server's own draws; else this step's seed, from the attacker's generator (0 without)
+        if not self.knows_server_rng:
+            seed = 0 if ctx.generator is None else int(torch.randint(2**62, (1,), generator=ctx.generator))
 
         def damage(s: float) -> float:
             torch.add(base, direction, alpha=s, out=stacked[h])
@@ -114,11 +115,6 @@ class _Adaptive(GradientAttack):
 
         self.last_scale, _ = line_maximize(damage, start, step, self.evals)
         return base.add(direction, alpha=self.last_scale)
-
-
-def _draw_seed(generator: torch.Generator | None) -> int:
-    """One seed for this step's trial draws, from the attacker's own generator (0 without one)."""
-    return 0 if generator is None else int(torch.randint(2**62, (1,), generator=generator))
 
 
 @register("opt-alie")

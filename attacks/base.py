@@ -29,10 +29,7 @@ __all__ = ["AttackContext", "Attack", "GradientAttack", "DataAttack", "REGISTRY"
 REGISTRY: Registry[type["Attack"]] = Registry("attack", packages=("attacks",))
 register = REGISTRY.register
 
-Batches = tuple[torch.Tensor, torch.Tensor]
-
-
-Poison = Callable[[torch.Tensor, torch.Tensor, "int | None"], Batches]
+Poison = Callable[[torch.Tensor, torch.Tensor, "int | None"], tuple[torch.Tensor, torch.Tensor]]
 
 
 class AttackContext:

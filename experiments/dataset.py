@@ -38,13 +38,6 @@ def make_sampler(loader: Iterable) -> Iterator:
                                 "with a batch size larger than the dataset).")
 
 
-def _split_size(total: int, split: float | int) -> int:
-    count = int(total * split) if split < 1 else int(split)
-    if not 0 < count < total:
-        raise UserException(f"Split {split!r} of {total} samples leaves an empty training or test part.")
-    return count
-
-
 def batch_dataset(inputs: torch.Tensor, labels: torch.Tensor, train: bool = False, batch_size: int | None = None,
                   split: float | int = 0.75, seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Infinite batches from the first `split` samples (train) or the rest (test).
@@ -55,7 +48,9 @@ def batch_dataset(inputs: torch.Tensor, labels: torch.Tensor, train: bool = Fals
     """
     if len(inputs) != len(labels):
         raise UserException(f"batch_dataset: {len(inputs)} inputs but {len(labels)} labels.")
-    count = _split_size(len(inputs), split)
+    count = int(len(inputs) * split) if split < 1 else int(split)
+    if not 0 < count < len(inputs):
+        raise UserException(f"Split {split!r} of {len(inputs)} samples leaves an empty training or test part.")
     inputs, labels = (inputs[:count], labels[:count]) if train else (inputs[count:], labels[count:])
     size = batch_size or len(labels)
     if size < 0:

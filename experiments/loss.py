@@ -151,10 +151,8 @@ def _sigmoid() -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     return sigmoid
 
 
-_CRITERIA: dict[str, Callable[..., Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]] = {
-    "top-k": _top_k,
-    "sigmoid": _sigmoid,
-}
+_CRITERIA: dict[str, Callable[..., Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]] = {"top-k": _top_k,
+                                                                                          "sigmoid": _sigmoid}
 
 
 def criterion_names() -> list[str]:

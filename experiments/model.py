@@ -73,7 +73,9 @@ class Model:
         flat.relink_data(self._params_list, self._params)
         self._gradient = torch.zeros_like(self._params)
         flat.relink_grads(self._params_list, self._gradient)
-        self._runner = self._parallel(module)
+        device = self._config["device"]  # DataParallel only on a non-indexed CUDA device with several GPUs visible
+        parallel = device.type == "cuda" and device.index is None and torch.cuda.device_count() > 1
+        self._runner = torch.nn.DataParallel(module) if parallel else module
         self._defaults: dict[str, Any] = dict.fromkeys(_DEFAULTS)
 
     @staticmethod
@@ -90,13 +92,6 @@ class Model:
                 init = multi if param.dim() >= 2 else mono if param.dim() == 1 else None
                 if init is not None:
                     init(param)
-        return module
-
-    def _parallel(self, module: torch.nn.Module) -> torch.nn.Module:
-        """DataParallel only on a non-indexed CUDA device with several GPUs really visible."""
-        device = self._config["device"]
-        if device.type == "cuda" and device.index is None and torch.cuda.device_count() > 1:
-            return torch.nn.DataParallel(module)
         return module
 
     def __str__(self) -> str:
@@ -135,27 +130,30 @@ class Model:
         """The flat parameter vector itself (a reference: `set` modifies it in place)."""
         return self._params
 
-    def _check_flat(self, vector: torch.Tensor, what: str) -> None:
+    def _install(self, vector: torch.Tensor, relink: bool | None, gradient: bool) -> None:
+        """Copy ``vector`` into the flat parameters (or gradient), or adopt it when relinking."""
+        what = "gradient" if gradient else "parameter vector"
         if not isinstance(vector, torch.Tensor) or vector.shape != self._params.shape:
             shape = tuple(vector.shape) if isinstance(vector, torch.Tensor) else type(vector).__name__
             raise UserException(f"Expected a flat {what} of shape {tuple(self._params.shape)}, got {shape}.")
-
-    def _check_relink(self, vector: torch.Tensor, what: str) -> None:
+        if not (relink if relink is not None else self._config.relink):
+            with torch.no_grad():
+                (self._gradient if gradient else self._params).copy_(vector)
+            return
         if (vector.device != self._params.device or vector.dtype != self._params.dtype
                 or not vector.is_contiguous()):
             raise UserException(f"Cannot relink a {what} on {vector.device}/{vector.dtype} (or non-contiguous); "
                                 f"expected a contiguous tensor on {self._params.device}/{self._params.dtype}.")
+        if gradient:
+            self._gradient = vector
+            flat.relink_grads(self._params_list, vector)
+        else:
+            self._params = vector
+            flat.relink_data(self._params_list, vector)
 
     def set(self, params: torch.Tensor, relink: bool | None = None) -> None:
         """Overwrite the parameters with a flat vector: copy it, or adopt it when relinking."""
-        self._check_flat(params, "parameter vector")
-        if relink if relink is not None else self._config.relink:
-            self._check_relink(params, "parameter vector")
-            self._params = params
-            flat.relink_data(self._params_list, params)
-        else:
-            with torch.no_grad():
-                self._params.copy_(params)
+        self._install(params, relink, gradient=False)
 
     def get_gradient(self) -> torch.Tensor:
         """The flat gradient vector itself (a reference: `set_gradient` modifies it in place)."""
@@ -163,13 +161,7 @@ class Model:
 
     def set_gradient(self, gradient: torch.Tensor, relink: bool | None = None) -> None:
         """Overwrite the gradient with a flat vector: copy it, or adopt it when relinking."""
-        self._check_flat(gradient, "gradient")
-        if relink if relink is not None else self._config.relink:
-            self._check_relink(gradient, "gradient")
-            self._gradient = gradient
-            flat.relink_grads(self._params_list, gradient)
-        else:
-            self._gradient.copy_(gradient.detach())
+        self._install(gradient, relink, gradient=True)
 
     # Forward, backward, update
 

@@ -33,14 +33,17 @@ def _type_name(kind: Any) -> str:
         kind, getattr(kind, "__name__", str(kind)))
 
 
-def coerce(owner: str, key: str, kind: Any, value: object) -> object:
-    """``value`` as the declared type ``kind``, or `UserException` naming ``owner`` and ``key``."""
+def coerce(owner: str, key: str, kind: Any, value: object, *, text: bool = True) -> object:
+    """``value`` as the declared type ``kind``, or `UserException` naming ``owner`` and ``key``.
+
+    With ``text`` a number or list may come as text (``"0.5"``, from a spec); without, only as itself.
+    """
     args = typing.get_args(kind)
     if typing.get_origin(kind) is not Literal and type(None) in args:
         if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
             return None
         kind = next(a for a in args if a is not type(None))
-    if isinstance(value, str) and kind is not str:
+    if isinstance(value, str) and kind is not str and text:
         value = parse_value(value, f"{owner} parameter {key}")
     if typing.get_origin(kind) is Literal:
         for allowed in typing.get_args(kind):
@@ -76,7 +79,7 @@ class Plugin:
             value = coerce(f"{self.family.capitalize()} {self.name!r}", key, hints[key], params[key]) \
                 if key in params else default
             setattr(self, key, value)
-            if key in params and not _same(value, default):
+            if key in params and not (type(value) is type(default) and value == default):  # type included
                 self._given[key] = value
         self.validate()
 
@@ -121,7 +124,3 @@ class Plugin:
         """Raise the standard message when a parameter requirement is not met."""
         if not ok:
             raise UserException(f"{self.family.capitalize()} {self.name!r} needs {requirement}, got {self.spec}.")
-
-
-def _same(value: object, default: object) -> bool:
-    return type(value) is type(default) and value == default

@@ -26,11 +26,6 @@ __all__ = ["Registry", "import_modules"]
 T = TypeVar("T")
 
 
-def _first_line(entry: object) -> str:
-    doc = inspect.getdoc(entry) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
-
-
 def import_modules(package_name: str) -> tuple[list[ModuleType], dict[str, str]]:
     """Import every public module of a package: (the modules, {module name: import error} of the others)."""
     package = importlib.import_module(package_name)
@@ -132,4 +127,5 @@ class Registry(Generic[T]):
         summary = getattr(entry, "summary", None)
         if callable(summary):
             return summary()
-        return _first_line(entry) or name
+        doc = (inspect.getdoc(entry) or "").strip()
+        return doc.splitlines()[0] if doc else name

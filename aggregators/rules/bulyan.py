@@ -18,8 +18,7 @@ from aggregators.rules.krum import krum_order
 class Bulyan(Rule):
     """Iterated Krum selection of n-2f vectors, then a coordinate-wise mean around the median (El Mhamdi et al. 2018)."""
 
-    def requirement(self, n: int, f: int) -> str | None:
-        return None if n >= 4 * f + 3 else "n >= 4f + 3"
+    bound = (4, 3)
 
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         n = gradients.shape[0]

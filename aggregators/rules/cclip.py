@@ -20,22 +20,11 @@ class CenteredClipping(Rule):
 
     tau: float = 10.0
     iters: int = 1
+    bound = (2, 1)
+    state_keys = ("centre",)  # the previous output, a [d] tensor (None at first): the next call's centre
 
     def validate(self) -> None:
         self.need(self.tau > 0 and self.iters >= 1, "tau > 0 and iters >= 1")
-
-    def requirement(self, n: int, f: int) -> str | None:
-        return None if n >= 2 * f + 1 else "n >= 2f + 1"
-
-    def reset(self) -> None:
-        super().reset()
-        self.centre: torch.Tensor | None = None
-
-    def own_state(self) -> dict[str, object]:
-        return {"centre": self.centre}
-
-    def load_own_state(self, state: dict[str, object]) -> None:
-        self.centre = state["centre"]
 
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         n, d = gradients.shape

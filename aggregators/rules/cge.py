@@ -17,8 +17,7 @@ from aggregators.distances import squared_distances_to, weighted_mean
 class ComparativeGradientElimination(Rule):
     """Mean of the n-f vectors with the smallest norms (Gupta et al. 2021)."""
 
-    def requirement(self, n: int, f: int) -> str | None:
-        return None if n >= 2 * f + 1 else "n >= 2f + 1"
+    bound = (2, 1)
 
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         n = gradients.shape[0]

@@ -32,22 +32,11 @@ class ClippedClustering(Rule):
     """Clip to the median of all norms seen, then the mean of the larger of two average-linkage cosine clusters (Li et al. 2023)."""
 
     max_tau: float = 1e5
+    bound = (2, 1)
+    state_keys = ("norms",)  # every norm seen so far, a 1-D tensor (None at first)
 
     def validate(self) -> None:
         self.need(self.max_tau > 0, "max_tau > 0")
-
-    def requirement(self, n: int, f: int) -> str | None:
-        return None if n >= 2 * f + 1 else "n >= 2f + 1"
-
-    def reset(self) -> None:
-        super().reset()
-        self.norms: torch.Tensor | None = None
-
-    def own_state(self) -> dict[str, object]:
-        return {"norms": self.norms}
-
-    def load_own_state(self, state: dict[str, object]) -> None:
-        self.norms = state["norms"]
 
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         squares = squared_distances_to(gradients)
@@ -95,9 +84,7 @@ def larger_cluster(distance: torch.Tensor, good: torch.Tensor) -> torch.Tensor:
     label = torch.arange(m, device=distance.device)  # cluster of each row, named by one of its rows
     size = torch.ones(m, dtype=distance.dtype, device=distance.device)
     for _ in range(m - 2):
-        flat = int(linkage.argmin())
-        i, j = divmod(flat, m)
-        i, j = min(i, j), max(i, j)
+        i, j = sorted(divmod(int(linkage.argmin()), m))
         merged = (size[i] * linkage[i] + size[j] * linkage[j]) / (size[i] + size[j])
         linkage[i, :] = merged
         linkage[:, i] = merged

@@ -24,33 +24,24 @@ class DivideAndConquer(Rule):
     niters: int = 1
     b: int = 10000
     c: float = 1.0
+    bound = (2, 1)
 
     def validate(self) -> None:
         self.need(self.niters >= 1 and self.b >= 1, "niters >= 1 and b >= 1")
         self.need(0 <= self.c < math.inf, "a finite c >= 0")
 
     def requirement(self, n: int, f: int) -> str | None:
-        if n < 2 * f + 1:
-            return "n >= 2f + 1"
-        return None if math.floor(self.c * f) < n else f"floor(c f) < n (c = {self.c})"
+        return super().requirement(n, f) or (None if math.floor(self.c * f) < n else f"floor(c f) < n (c = {self.c})")
 
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         n, d = gradients.shape
         good = finite_rows(gradients)
         votes = torch.zeros(n, dtype=torch.int64, device=gradients.device)
         for _ in range(self.niters):
-            votes += dnc_keep(self.subsample(gradients), good, n - math.floor(self.c * f))
+            votes += dnc_keep(self.random_columns(gradients, self.b), good, n - math.floor(self.c * f))
         # The paper keeps the rows kept in every iteration; when no row was, the rows kept most often.
         kept = good & (votes == votes.max())
         return weighted_mean(kept.to(gradients.dtype) / kept.sum(), gradients, good)
-
-    def subsample(self, gradients: torch.Tensor) -> torch.Tensor:
-        """The gradients restricted to b random coordinates (all when b >= d)."""
-        d = gradients.shape[1]
-        if self.b >= d:
-            return gradients
-        index = torch.randperm(d, generator=self.generator, device=self.generator.device)[:self.b]
-        return gradients[:, index.to(gradients.device)]
 
 
 def dnc_keep(sub: torch.Tensor, good: torch.Tensor, keep: int) -> torch.Tensor:

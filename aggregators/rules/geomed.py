@@ -37,13 +37,11 @@ class GeometricMedian(Rule):
     tol: float = 1e-7
     max_iter: int = 100
     start: Literal["mean", "zero"] = "mean"
+    bound = (2, 1)
 
     def validate(self) -> None:
         self.need(0 <= self.nu < math.inf and 0 <= self.tol < math.inf, "a finite nu >= 0 and a finite tol >= 0")
         self.need(self.max_iter >= 1, "max_iter >= 1")
-
-    def requirement(self, n: int, f: int) -> str | None:
-        return None if n >= 2 * f + 1 else "n >= 2f + 1"
 
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         n = gradients.shape[0]

@@ -15,8 +15,7 @@ from aggregators.coordinatewise import mean_around_median
 class MeanAroundMedian(Rule):
     """Per coordinate, the mean of the n-f values closest to the median (Xie et al. 2018)."""
 
-    def requirement(self, n: int, f: int) -> str | None:
-        return None if n >= 2 * f + 1 else "n >= 2f + 1"
+    bound = (2, 1)
 
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         return mean_around_median(gradients, gradients.shape[0] - f)

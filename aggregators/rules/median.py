@@ -15,8 +15,7 @@ from aggregators.coordinatewise import median
 class Median(Rule):
     """Coordinate-wise median (mean of the two middle values for even n; Yin et al. 2018)."""
 
-    def requirement(self, n: int, f: int) -> str | None:
-        return None if n >= 2 * f + 1 else "n >= 2f + 1"
+    bound = (2, 1)
 
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         return median(gradients)

@@ -17,14 +17,13 @@ class MoNNA(Rule):
     """Mean of the n-f nearest neighbours of the trusted worker's vector (Farhadkhani et al. 2023)."""
 
     trusted: int = 0
+    bound = (2, 1)
 
     def validate(self) -> None:
         self.need(self.trusted >= 0, "trusted >= 0")
 
     def requirement(self, n: int, f: int) -> str | None:
-        if n < 2 * f + 1:
-            return "n >= 2f + 1"
-        return None if self.trusted < n else f"trusted < n (trusted = {self.trusted})"
+        return super().requirement(n, f) or (None if self.trusted < n else f"trusted < n (trusted = {self.trusted})")
 
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         n = gradients.shape[0]

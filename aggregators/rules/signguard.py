@@ -37,6 +37,7 @@ class SignGuard(Rule):
     """Mean of the median-clipped vectors passing a norm-ratio filter and a sign-statistics clustering (Xu et al. 2022)."""
 
     randomised = True
+    bound = (2, 1)
     lower: float = 0.1
     upper: float = 3.0
     fraction: float = 0.1
@@ -45,30 +46,19 @@ class SignGuard(Rule):
         self.need(0 <= self.lower <= 1 <= self.upper, "0 <= lower <= 1 <= upper")
         self.need(0 < self.fraction <= 1, "0 < fraction <= 1")
 
-    def requirement(self, n: int, f: int) -> str | None:
-        return None if n >= 2 * f + 1 else "n >= 2f + 1"
-
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         norms = squared_distances_to(gradients).sqrt()
         good = torch.isfinite(norms)
         median = median_of(norms)
         by_norm = good & (norms >= self.lower * median) & (norms <= self.upper * median)
-        by_sign = good & larger_of_two_means(sign_features(self.subsample(gradients)), good)
+        columns = self.random_columns(gradients, math.ceil(self.fraction * gradients.shape[1]))
+        by_sign = good & larger_of_two_means(sign_features(columns), good)
         kept = by_norm & by_sign
         if not bool(kept.any()):
             kept = by_norm
         scale = torch.where(norms > median, median / norms, 1.0)
         weights = torch.where(kept, scale, 0.0) / kept.sum()
         return weighted_mean(weights, gradients, good)
-
-    def subsample(self, gradients: torch.Tensor) -> torch.Tensor:
-        """The gradients restricted to ceil(fraction d) random coordinates (all when that is d)."""
-        d = gradients.shape[1]
-        k = math.ceil(self.fraction * d)
-        if k >= d:
-            return gradients
-        index = torch.randperm(d, generator=self.generator, device=self.generator.device)[:k]
-        return gradients[:, index.to(gradients.device)]
 
 
 def median_of(values: torch.Tensor) -> torch.Tensor:
@@ -80,11 +70,7 @@ def median_of(values: torch.Tensor) -> torch.Tensor:
 
 def sign_features(x: torch.Tensor) -> torch.Tensor:
     """Float64 [n, 3]: the fractions of positive, zero and negative entries of each row."""
-    k = x.shape[1]
-    positive = (x > 0).sum(dim=1)
-    zero = (x == 0).sum(dim=1)
-    negative = (x < 0).sum(dim=1)
-    return torch.stack([positive, zero, negative], dim=1).double() / k
+    return torch.stack([(x > 0).sum(dim=1), (x == 0).sum(dim=1), (x < 0).sum(dim=1)], dim=1).double() / x.shape[1]
 
 
 def larger_of_two_means(points: torch.Tensor, good: torch.Tensor) -> torch.Tensor:

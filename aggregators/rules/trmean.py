@@ -15,8 +15,7 @@ from aggregators.coordinatewise import trimmed_mean
 class TrimmedMean(Rule):
     """Coordinate-wise trimmed mean: drop the f largest and f smallest values (Yin et al. 2018)."""
 
-    def requirement(self, n: int, f: int) -> str | None:
-        return None if n >= 2 * f + 1 else "n >= 2f + 1"
+    bound = (2, 1)
 
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         return trimmed_mean(gradients, f)

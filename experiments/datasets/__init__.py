@@ -25,23 +25,13 @@ __all__ = ["REGISTRY", "Spec", "names", "describe", "num_classes", "load_tensors
            "torchvision_names"]
 
 
-def names() -> list[str]:
-    """Names of the datasets readable offline."""
-    return REGISTRY.names()
-
-
-def _spec(name: str) -> Spec:
-    return REGISTRY.get(name)
-
-
-def describe(name: str) -> str:
-    """One line describing a dataset."""
-    return REGISTRY.describe(name)
+names = REGISTRY.names  # the datasets readable offline
+describe = REGISTRY.describe  # one line describing a dataset
 
 
 def num_classes(name: str) -> int:
     """Number of classes of a dataset."""
-    return _spec(name).num_classes
+    return REGISTRY.get(name).num_classes
 
 
 def _root(root: str | Path | None) -> Path:
@@ -51,13 +41,10 @@ def _root(root: str | Path | None) -> Path:
 def load_tensors(name: str, train: bool, root: str | Path | None = None,
                  download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """A whole split as (float32 [N,C,H,W] normalised like the test transform, int64 [N])."""
-    spec = _spec(name)
+    spec = REGISTRY.get(name)
     images, labels = spec.read(_root(root), train, download)
-    inputs = to_unit(images)
-    mean, std = spec.stats()
-    mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in (mean, std))
-    inputs = (inputs - mean) / std
-    return inputs, torch.from_numpy(labels).to(torch.int64)
+    mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in spec.stats())
+    return (to_unit(images) - mean) / std, torch.from_numpy(labels).to(torch.int64)
 
 
 def torchvision_names() -> list[str]:
@@ -96,9 +83,8 @@ def build(name: str, root: str | Path | None = None, *args: Any, train: bool = T
     classes = {n.lower(): getattr(torchvision.datasets, n) for n in torchvision.datasets.__all__}
     if name not in classes:
         raise UnavailableException("dataset", name, [*REGISTRY.names(), *torchvision_names()])
-    cls = classes[name]
     try:
-        return cls(str(_root(root)), *args, train=train, transform=transform,
+        return classes[name](str(_root(root)), *args, train=train, transform=transform,
                    target_transform=target_transform, download=download, **kwargs)
     except TypeError as err:
         raise ArgumentException(f"Invalid arguments for torchvision dataset {name!r}: {err}") from None

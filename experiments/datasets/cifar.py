@@ -21,10 +21,6 @@ __all__ = ["CIFAR10", "read_batch"]
 _FOLDER = "cifar-10-batches-py"
 
 
-def _names(train: bool) -> list[str]:
-    return [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
-
-
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One pickled batch as (uint8 [N, 32, 32, 3], int64 [N])."""
     try:
@@ -41,7 +37,7 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _read(root: Path, train: bool, download: bool) -> tuple[np.ndarray, np.ndarray]:
     folders = [root / _FOLDER, root / "CIFAR10" / _FOLDER, root]
-    names = _names(train)
+    names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
     found = next((f for f in folders if all((f / n).is_file() for n in names)), None)
     if found is None and download:
         import torchvision.datasets

@@ -47,17 +47,11 @@ def _files(train: bool) -> tuple[str, str]:
     return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
 
 
-def _existing(folder: Path, stem: str) -> Path | None:
-    for candidate in (folder / stem, folder / f"{stem}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def find_idx(folders: list[Path], train: bool) -> tuple[Path, Path] | None:
-    """The first folder holding both the images and labels file of the split."""
+    """The first folder holding both the images and labels file of the split (each gzipped or not)."""
     for folder in folders:
-        found = [_existing(folder, stem) for stem in _files(train)]
+        found = [next((path for path in (folder / stem, folder / f"{stem}.gz") if path.is_file()), None)
+                 for stem in _files(train)]
         if all(found):
             return found[0], found[1]
     return None

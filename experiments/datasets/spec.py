@@ -74,10 +74,8 @@ def to_unit(images: np.ndarray) -> torch.Tensor:
     return tensor.contiguous().to(torch.float32).div(255)
 
 
-def not_found(name: str, files: list[str], looked: list[Path], download_hint: bool = True) -> str:
+def not_found(name: str, files: list[str], looked: list[Path]) -> str:
     """The one-sentence message of a missing dataset."""
     where = ", ".join(str(p) for p in looked)
-    how = "pass that folder as root= (byzsim: --data-root) or set BYZSIM_DATA to it"
-    if download_hint:
-        how += ", or pass download=True to fetch them with torchvision"
-    return f"Dataset {name!r} not found: looked for {', '.join(files)} in {where}; {how}."
+    return (f"Dataset {name!r} not found: looked for {', '.join(files)} in {where}; pass that folder as root= "
+            "(byzsim: --data-root) or set BYZSIM_DATA to it, or pass download=True to fetch them with torchvision.")

@@ -8,9 +8,9 @@ from experiments.grammar import format_value
 from experiments.registry import Registry
 from simulator.core.engines import ENGINES
 from simulator.core.execution import EXECUTIONS
-from simulator.core.federated import SERVER_OPTIMIZERS
-from simulator.core.partition import MODES
-from simulator.core.schedule import SCHEDULES
+from simulator.core.server import SERVER_OPTIMIZERS
+from simulator.core.heterogeneity import MODES
+from simulator.core.schedules import SCHEDULES
 
 SECTIONS = ("aggregators", "attacks", "models", "datasets", "heterogeneity", "schedules", "server-optimisers",
             "engines", "executions")

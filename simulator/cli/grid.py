@@ -53,22 +53,16 @@ def runner_options(args: argparse.Namespace) -> dict:
     return {"jobs": args.jobs, "threads": args.threads, "shard": shard, "progress": not args.quiet}
 
 
-def _outputs(file: Path, names: list[str], output: str | None, several: bool) -> dict[str, Path]:
-    root = Path(output) if output else Path("results/runs") / file.stem
-    return {name: root / name if several else root for name in names}
-
-
-def _records(records: str | None, name: str, several: bool) -> Path | None:
-    """The records folder of one grid: DIR, or DIR/<grid name> for a file of several grids."""
-    if records is None:
-        return None
-    return Path(records) / name if several else Path(records)
+def _own(root: Path, name: str, several: bool) -> Path:
+    """One grid's folder under an output or records folder ROOT: ROOT, or ROOT/<grid name> for a file of several."""
+    return root / name if several else root
 
 
 def run_command(args: argparse.Namespace) -> int:
     options = runner_options(args)
     grids = load_grids(args.file)
-    outputs = _outputs(Path(args.file), list(grids), args.output, several=len(grids) > 1)
+    several, root = len(grids) > 1, Path(args.output or Path("results/runs") / Path(args.file).stem)
+    outputs = {name: _own(root, name, several) for name in grids}
     if args.grid:
         if args.grid not in grids:
             raise UserException(f"{args.file} has no grid {args.grid!r}; it has {', '.join(sorted(grids))}.")
@@ -82,8 +76,8 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     failed = 0
     for name, grid in grids.items():
-        outcome = run_grid(grid, outputs[name], append=args.append,
-                           records=_records(args.records, name, several=len(grids) > 1), **options)
+        records = None if args.records is None else _own(Path(args.records), name, several)
+        outcome = run_grid(grid, outputs[name], append=args.append, records=records, **options)
         print(f"grid {name!r} -> {outputs[name]}: {outcome.line()}", file=sys.stderr)
         failed += outcome.failed
     if failed:

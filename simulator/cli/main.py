@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import types
-import typing
 from collections.abc import Sequence
 
 from experiments.grammar import parse_mapping
@@ -22,38 +20,24 @@ from simulator.cli import grid as grid_command
 from simulator.cli import studies as studies_command
 from simulator.cli.catalogue import SECTIONS, catalogue
 from simulator.core.migrate import migrate
-from simulator.core.config import Config
+from simulator.core.config import DEFAULTS, Config
 from simulator.core.run import run
 
 
-
 # ----------------------------------------------------------------- parsing
-def _mapping(text: str) -> dict:
-    """An option holding ``k=v,k=v`` or a JSON object (the value grammar of `experiments.grammar`)."""
-    try:
-        return parse_mapping(text)
-    except UserException as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """One option per Config field, its help from the field's metadata."""
-    hints = typing.get_type_hints(Config)
     for field in dataclasses.fields(Config):
-        kind = hints[field.name]
-        args = typing.get_args(kind) if isinstance(kind, types.UnionType) else ()
-        base = next((a for a in args if a is not type(None)), kind)
-        flag = "--" + field.name.replace("_", "-")
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        help_text = field.metadata["help"]
+        flag, help_text = "--" + field.name.replace("_", "-"), field.metadata["help"]
         if "default" not in help_text:
-            help_text += f" (default: {default})"
-        if base is bool:
+            help_text += f" (default: {field.default})"
+        if field.type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
-            continue
-        parser.add_argument(flag, type=base, default=argparse.SUPPRESS, metavar=field.name.upper(), help=help_text)
+        else:
+            kind = {"int": int, "float": float}.get(field.type.split(" |")[0], str)  # "int | None" -> int
+            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, metavar=field.name.upper(), help=help_text)
     for name, what in SPEC_ARGS.items():
-        parser.add_argument("--" + name.replace("_", "-"), type=_mapping, default=argparse.SUPPRESS, metavar="K=V,...",
+        parser.add_argument("--" + name.replace("_", "-"), default=argparse.SUPPRESS, metavar="K=V,...",
                             help=f"parameters of {what}, folded into its spec (k=v,k=v or JSON)")
 
 
@@ -65,9 +49,8 @@ SPEC_ARGS = {"model_args": "the model constructor", "criterion_args": "the crite
 def config_from_args(args: argparse.Namespace) -> Config:
     """The Config of `--config FILE` (or defaults), overridden by the options given."""
     data = Config.load(args.config).to_dict() if args.config else {}
-    names = {f.name for f in dataclasses.fields(Config)}
-    data.update({k: v for k, v in vars(args).items() if k in names})
-    sugar = {k: v for k, v in vars(args).items() if k in SPEC_ARGS}
+    data.update({k: v for k, v in vars(args).items() if k in DEFAULTS})
+    sugar = {k: parse_mapping(v, "--" + k.replace("_", "-")) for k, v in vars(args).items() if k in SPEC_ARGS}
     return Config.from_dict(Config.upgrade({**data, **sugar}, quiet=True))
 
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import torch
 
 from experiments import Configuration, Model, datasets
-from experiments.grammar import parse_spec
 from experiments.loss import LOSSES
 from experiments.tools import UserException
 from simulator.core.config import Config
 from simulator.core.engines import Engine
 from simulator.core.engines.memory import chunk_for, default_budget, worker_bytes
-from simulator.core.partition import partition
+from simulator.core.heterogeneity import partition
 from simulator.core.sampler import WorkerSampler
 from simulator.core.seeding import derive_seed, generator
 
@@ -58,7 +57,7 @@ def samplers(c: Config, train: Pair, parts: list[torch.Tensor], honest: range | 
 
 def build_model(c: Config, device: torch.device) -> Model:
     """The run's model on ``device``, from its seeded initialisation (which leaves the global RNG alone)."""
-    (name, params), = parse_spec(c.model_name, "model")
+    name, params = c.parts.get("model") or (c.model_name, {})  # model_name raises when there is no model
     kwargs = {"num_classes": datasets.num_classes(c.dataset), **params}
     try:
         return Model(name, Configuration(device=device, dtype=torch.float32),
@@ -68,7 +67,7 @@ def build_model(c: Config, device: torch.device) -> Model:
 
 
 def build_engine(c: Config, model: Model, train: Pair, device: torch.device) -> Engine:
-    """This process's gradient engine (``auto`` in a distributed run, on the server and on every rank).
+    """This process's gradient engine: the run's, on the server and on every torchrun rank alike.
 
     Its chunk size is the engine's chunk_size, or the most workers whose batched pass fits its memory budget.
     """

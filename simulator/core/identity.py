@@ -27,6 +27,7 @@ identity minus the seed.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -48,9 +49,9 @@ OPTIONAL_FIELDS = ("validation_split", "execution", *FEDERATED_FIELDS)
 def identity(config: "Config") -> dict:
     """The canonical, result-changing content of ``config`` (see the module docstring)."""
     data = config.to_dict()
-    defaults = config.defaults()
-    for key, part in config.parts.items():
+    for key, part in config.parts.items():  # the specs, and the model and criterion with arguments sorted
         data[key] = part.identity
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
     unused = {key for key in OPTIONAL_FIELDS if getattr(config, key) == defaults[key]} | set(NEUTRAL_FIELDS)
     if config.momentum == 0:
         unused |= {"momentum_at", "dampening", "nesterov"}
@@ -61,7 +62,6 @@ def identity(config: "Config") -> dict:
     for key in unused:
         data.pop(key, None)
     data["nb_real_byz"] = config.real_byz
-    data["model"] = config.model_name
     data["device"] = torch.device(config.device).type
     return data
 

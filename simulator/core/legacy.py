@@ -41,13 +41,12 @@ OLD_FIELDS = {
     "aggregator_args": ("aggregator", None, None),
     "attack_args": ("attack", None, None),
 }
-_SPEC_DEFAULTS = {"heterogeneity": "iid", "lr_schedule": "constant", "server_opt": "sgd", "engine": "auto",
-                  "execution": "local", "criterion": "top-k", "model": None}
 
 
-def upgrade(data: dict, where: str = "configuration", quiet: bool = False) -> dict:
+def upgrade(data: dict, defaults: dict, where: str = "configuration", quiet: bool = False) -> dict:
     """``data`` with old fields folded into the specs they served; logs one line naming the new spelling.
 
+    ``defaults`` gives the specs that ``data`` leaves out (the model: the dataset's default model).
     ``quiet`` folds without the line: the command line's ``--model-args``-style options are sugar, not old.
     """
     old = {key: data[key] for key in OLD_FIELDS if key in data}
@@ -59,7 +58,7 @@ def upgrade(data: dict, where: str = "configuration", quiet: bool = False) -> di
         data["engine"], data["execution"], folded["execution"] = "auto", "torchrun", {}
     for key, value in old.items():
         field, readers, param = OLD_FIELDS[key]
-        spec = data.get(field, _SPEC_DEFAULTS.get(field))
+        spec = data.get(field, defaults[field])
         if spec is None or value in (None, {}) or isinstance(value, dict) != (param is None):
             continue
         name = parse_spec(spec, field, chain=True)[-1][0]
@@ -68,7 +67,7 @@ def upgrade(data: dict, where: str = "configuration", quiet: bool = False) -> di
         elif name in readers:
             folded.setdefault(field, {}).update(zip(param, value) if isinstance(param, tuple) else {param: value})
     for field, params in folded.items():
-        *front, (name, given) = parse_spec(data.get(field, _SPEC_DEFAULTS.get(field)), field, chain=True)
+        *front, (name, given) = parse_spec(data.get(field, defaults[field]), field, chain=True)
         data[field] = ">".join(format_spec(n, p) for n, p in [*front, (name, {**given, **params})])
     if folded and not quiet:
         logger.warning("%s uses old spellings (%s); write %s", where, ", ".join(sorted(old)),

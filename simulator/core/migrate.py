@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 
 from experiments.tools import UserException
 from simulator.core.config import Config
+from simulator.core.legacy import OLD_FIELDS
 from simulator.core.store import CONFIG, SUMMARY, RunFolder
 
-__all__ = ["Migration", "migrate"]
+__all__ = ["Migration", "migrate", "refuse_outdated"]
 
 
 @dataclass
@@ -57,3 +59,12 @@ def migrate(root: str | Path) -> Migration:
         os.replace(folder, root / new)
         done.renamed += 1
     return done
+
+
+def refuse_outdated(root: Path, names: Iterable[str]) -> None:
+    """`UserException` when a run folder of ``root`` among ``names`` is in the old spelling: migrate it first."""
+    old = [name for name in sorted(names) if (root / name / CONFIG).is_file()
+           and OLD_FIELDS.keys() & json.loads((root / name / CONFIG).read_text() or "{}").keys()]
+    if old:
+        raise UserException(f"{str(root)!r} holds {len(old)} runs made before the spec spelling, under old run ids "
+                            f"(e.g. {old[0]}): run `byzsim migrate {root}` first (docs/grids.md).")

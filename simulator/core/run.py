@@ -12,7 +12,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from tqdm.auto import tqdm
@@ -53,17 +53,24 @@ def _summary(sim: Simulation, elapsed: float) -> dict:
 
 
 @contextlib.contextmanager
+def handling(signum: int, handler: Callable[[int, object], None]) -> Iterator[None]:
+    """``handler`` answers signal ``signum`` for the block (in the main thread; other threads get no signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signum, previous)
+
+
+@contextlib.contextmanager
 def deferred_interrupt() -> Iterator[list[bool]]:
     """Turn Ctrl-C into a flag checked between steps, so a checkpoint is consistent."""
     flag = [False]
-    if threading.current_thread() is not threading.main_thread():
+    with handling(signal.SIGINT, lambda *_: flag.__setitem__(0, True)):
         yield flag
-        return
-    previous = signal.signal(signal.SIGINT, lambda *_: flag.__setitem__(0, True))
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def deterministic_kernels(device: str) -> None:

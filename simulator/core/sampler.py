@@ -38,7 +38,7 @@ class WorkerSampler:
     Args:
         inputs: the training inputs [N, *shape], already on the target device.
         targets: the training labels [N], on the same device.
-        parts: one int64 index tensor per worker (see `simulator.core.partition`), each non-empty.
+        parts: one int64 index tensor per worker (see `simulator.core.heterogeneity`), each non-empty.
         batch_size: samples per worker and step.
         seed: the run's seed; worker i's generator is seeded with `worker_seed(seed, first + i)`.
         first: the index of the first of these workers among all (a slice of the workers

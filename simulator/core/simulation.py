@@ -15,14 +15,11 @@ import time
 
 import torch
 
-import aggregators
-import attacks
 from attacks.base import AttackContext, Poison
-from experiments import Criterion
-from experiments.grammar import parse_spec
-from experiments import datasets
+from experiments import Criterion, datasets
+from experiments.loss import LOSSES
 from experiments.tools import UserException
-from simulator.core.build import LOSSES, build_engine, build_model, samplers, training_set
+from simulator.core.build import build_engine, build_model, samplers, training_set
 from simulator.core.config import Config
 from simulator.core.distributed import Connection, RemoteWorkers
 from simulator.core.federated import Selection, participants
@@ -50,8 +47,8 @@ class Simulation:
         """Build the run; ``remote`` (rank 0 of a distributed run) has the worker ranks compute the gradients."""
         c = self.config = config.validate()
         self.device = resolve_device(c.device)
-        self.aggregator = aggregators.get(c.aggregator, generator=generator(c.seed, "aggregator"))
-        self.attack = attacks.get(c.attack)
+        self.aggregator = copy.deepcopy(c.parts["aggregator"])  # the run's own state, the config's stays fresh
+        self.attack = copy.deepcopy(c.parts["attack"])
         self.attack_generator = generator(c.seed, "attack")
         self.num_classes = datasets.num_classes(c.dataset)
         (train_x, train_y), parts, self.validation = training_set(c, self.device)
@@ -66,8 +63,7 @@ class Simulation:
         if remote is not None:  # the server computes the Byzantine workers' gradients only (unless on ranks)
             local = LocalWorkers(self.engine, None, self.byzantine_sampler, self.num_classes)
             self.workers = RemoteWorkers(remote, c, self.model, local)
-        (criterion, criterion_args), = parse_spec(c.criterion, "criterion")
-        self.criterion = Criterion(criterion, **criterion_args)
+        self.criterion = Criterion(c.parts["criterion"].name, **c.parts["criterion"].params)
         params = self.model.get()
         self.momentum = Momentum(c, params.numel(), self.device, params.dtype)
         self.server = c.parts["server_opt"].start(self.momentum, params.numel(), self.device, params.dtype)
@@ -93,8 +89,8 @@ class Simulation:
                 first = str(err).splitlines()[0]
                 raise UserException(f"Model {c.model_name!r} cannot take {c.dataset!r} inputs of shape "
                                     f"{tuple(self.test[0].shape[1:])}: {first}") from None
-        if c.real_byz:
-            f = c.real_byz
+        if c.real_byz:  # as in a step: n the round's size, f the most attackers a round can hold
+            n, f = c.per_round, min(c.real_byz, c.per_round)
             x, y = self.test[0][:1].expand(f, 1, *self.test[0].shape[1:]), self.test[1][:1].expand(f, 1)
 
             def stand_in(poison, momentum):  # data attacks check their poisoning on two real batches
@@ -102,10 +98,10 @@ class Simulation:
                     poison(x, y, self.num_classes)
                 return torch.zeros(f, 2)
 
-            context = AttackContext(nb_workers=c.nb_workers, decl_f=c.nb_decl_byz, aggregator=self.aggregator,
+            context = AttackContext(nb_workers=n, decl_f=c.nb_decl_byz, aggregator=self.aggregator,
                                     generator=torch.Generator(), num_classes=self.num_classes, vectors=stand_in)
             state = copy.deepcopy(self.attack.state_dict())  # stateful attacks (mimic) must not see the probe
-            self.attack.byzantine(torch.zeros(c.nb_honest, 2), f, context)
+            self.attack.byzantine(torch.zeros(max(n - f, 1), 2), f, context)
             self.attack.load_state_dict(state)
 
     # ------------------------------------------------------------------ step

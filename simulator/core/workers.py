@@ -71,14 +71,12 @@ class LocalWorkers:
 
         Their batch-norm buffers are not kept.
         """
-        if local is None:
-            inputs, targets = self.byzantine_sampler.sample(rows)
-            if poison is not None:
-                inputs, targets = poison(inputs, targets, self.num_classes)
-            return self.engine.gradients(inputs, targets, update_buffers=False)[0]
-        inputs, targets = local.batches(self.byzantine_sampler, rows)
+        sampler = self.byzantine_sampler
+        inputs, targets = sampler.sample(rows) if local is None else local.batches(sampler, rows)
         if poison is not None:
             inputs, targets = poison(inputs, targets, self.num_classes)
+        if local is None:
+            return self.engine.gradients(inputs, targets, update_buffers=False)[0]
         return self.engine.local_updates(inputs, targets, lr=local.lr, momentum=local.momentum, l2=local.l2,
                                          clip=local.clip, update_buffers=False)[0]
 

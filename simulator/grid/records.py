@@ -20,6 +20,7 @@ from pathlib import Path
 from experiments.tools import UserException
 from simulator.core.config import Config
 from simulator.core.metrics import METRIC_COLUMNS
+from simulator.core.migrate import refuse_outdated
 from simulator.core.store import CONFIG, EVALS, METRICS, SUMMARY, RunFolder, finished, load_result
 
 __all__ = ["KEPT", "save_record", "restore_records", "sync_records"]
@@ -75,6 +76,8 @@ def sync_records(configs: Iterable[Config], records: Path) -> int:
     Returns how many runs were restored.
     """
     configs = list(configs)
+    if records.is_dir():
+        refuse_outdated(records, {p.name for p in records.iterdir()} - {c.run_id() for c in configs})
     restored = restore_records(configs, records)
     for config in configs:
         if finished(config.folder()) and not finished(records / config.run_id()):

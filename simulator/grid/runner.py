@@ -36,13 +36,13 @@ from tqdm.auto import tqdm
 from experiments.atomic import atomic_write
 from experiments.tools import UserException
 from simulator.core.config import Config
-from simulator.core.run import run
+from simulator.core.migrate import refuse_outdated
+from simulator.core.run import handling, run
 from simulator.core.store import CONFIG, finished
 from simulator.grid.records import save_record, sync_records
 from simulator.grid.spec import Grid
 
-__all__ = ["GridOutcome", "parse_shard", "shard_of", "seed_major", "prepare", "run_grid", "GRID_FILE",
-           "ERRORS"]
+__all__ = ["GridOutcome", "parse_shard", "shard_of", "seed_major", "prepare", "run_grid", "GRID_FILE", "ERRORS"]
 
 GRID_FILE, ERRORS = "grid.toml", "errors"
 
@@ -88,6 +88,7 @@ def prepare(grid: Grid, output: str | Path, *, append: bool = False) -> list[Con
     ids = {c.run_id() for c in configs}
     if output.is_dir() and not append:
         foreign = sorted(p.name for p in output.iterdir() if (p / CONFIG).exists() and p.name not in ids)
+        refuse_outdated(output, foreign)
         if foreign:
             raise UserException(f"Folder {str(output)!r} holds {len(foreign)} runs that are not in grid {grid.name!r} "
                                 f"of {grid.path} (e.g. {foreign[0]}); pass --append to add this grid to it, "
@@ -114,10 +115,8 @@ def run_grid(grid: Grid, output: str | Path, *, jobs: int = 1, threads: int | No
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     atomic_write(output / GRID_FILE, grid.path.read_bytes())
-    restored = 0
-    if records is not None:
-        records = Path(records)
-        restored = sync_records(configs, records)
+    records = None if records is None else Path(records)
+    restored = 0 if records is None else sync_records(configs, records)
     pending = seed_major([c for c in configs if not finished(c.folder())])
     outcome = GridOutcome(skipped=len(configs) - len(pending), restored=restored)
     bar = tqdm(total=len(configs), initial=outcome.skipped, desc=f"grid {grid.name}", unit="run",
@@ -158,31 +157,19 @@ def _execute(configs: list[Config], jobs: int, threads: int | None) -> Iterator[
         yield from map(_run_one, payloads)
         return
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked OpenMP state
-    with _terminate_as_interrupt(), \
+    with handling(signal.SIGTERM, _interrupt), \
             context.Pool(min(jobs, len(configs)), initializer=_init_worker, initargs=(threads or 1,)) as pool:
         yield from pool.imap_unordered(_run_one, payloads)
         pool.close()  # the workers exit on their own (leaving the block would kill them)
         pool.join()
 
 
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
+def _interrupt(signum: int, frame: object) -> None:
     """SIGTERM interrupts the runner like Ctrl-C while the pool runs, so leaving the pool terminates its workers.
 
     Python's default SIGTERM ends the process at once, and the workers would go on with their
     runs, orphaned; a rerun of the grid would then write the same run folders twice at a time.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
@@ -202,17 +189,14 @@ def _run_one(payload: dict) -> tuple[str, str | None]:
     config = Config.from_dict(payload)
     try:
         run(config, progress=False)
+        return config.run_id(), None
     except Exception:  # recorded for the user; the grid goes on
-        return config.run_id(), f"{_describe(config)}\n\n{traceback.format_exc()}"
+        error = traceback.format_exc()
     except KeyboardInterrupt as interrupt:  # Ctrl-C reaches the workers too: one line, not a traceback each
         if multiprocessing.parent_process() is None:
             raise
-        return config.run_id(), f"{_describe(config)}\n\n{interrupt}"
-    return config.run_id(), None
-
-
-def _describe(config: Config) -> str:
-    return "\n".join(f"{k} = {v!r}" for k, v in config.to_dict().items())
+        error = str(interrupt)
+    return config.run_id(), "\n".join(f"{k} = {v!r}" for k, v in config.to_dict().items()) + f"\n\n{error}"
 
 
 def iter_status(configs: Iterable[Config]) -> Iterator[tuple[Config, str]]:

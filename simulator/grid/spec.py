@@ -33,8 +33,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from experiments.tools import UserException
 from simulator.core.config import Config, type_error
@@ -83,8 +85,7 @@ def load_grids(path: str | Path) -> dict[str, Grid]:
                             f"(e.g. aggregator = [\"median\", \"krum\"]).")
     if "grids" not in data:
         return {path.stem: _expand(path.stem, path, data)}
-    defaults = data.pop("defaults", {})
-    grids = data.pop("grids")
+    defaults, grids = data.pop("defaults", {}), data.pop("grids")
     if data:
         raise UserException(f"{path}: with [grids.*] tables, only [defaults] may stand beside them, "
                             f"found {', '.join(sorted(data))}.")
@@ -99,7 +100,8 @@ def _expand(name: str, path: Path, table: dict) -> Grid:
     cases, exclusions, inclusions = ([_check_table(t, f"{where} [[{key}]]", allow={"seeds"})
                                       for t in _tables(table, key, where)] for key in _ARRAYS)
     combos = [c for case in (cases or [{}]) for c in _product({**base, **case})]
-    combos = [c for c in combos if not any(_matches(c, rule) for rule in exclusions)]
+    combos = [c for c in combos
+              if not any(all(key in c and c[key] in values for key, values in rule.items()) for rule in exclusions)]
     for extra in inclusions:
         combos += [c for case in (cases or [{}]) for c in _product({**base, **case, **extra})]
     if not combos:
@@ -109,18 +111,17 @@ def _expand(name: str, path: Path, table: dict) -> Grid:
     grid = Grid(name, path, [])
     seen: set[str] = set()
     for combo in combos:
-        config = _config(combo, where)
+        config = _naming(combo, where, lambda: Config(**Config.upgrade(combo, where, quiet=True)))
         unmet = config.unmet()
         if unmet is not None:
             reason = f"{config.aggregator} requires {unmet}"
             grid.refused[reason] = grid.refused.get(reason, 0) + 1
             continue
-        _validate(config, combo, where)
-        run_id = config.run_id()
-        if run_id in seen:
+        _naming(combo, where, config.validate)
+        if config.run_id() in seen:
             grid.duplicates += 1
             continue
-        seen.add(run_id)
+        seen.add(config.run_id())
         grid.configs.append(config)
     if not grid.configs:
         raise UserException(f"{where}: every combination is refused by its rule ({', '.join(grid.refused)}).")
@@ -179,23 +180,10 @@ def _product(table: dict[str, list]) -> list[dict]:
     return [dict(zip(keys, values)) for values in itertools.product(*(table[k] for k in keys))]
 
 
-def _matches(combo: dict, rule: dict[str, list]) -> bool:
-    return all(key in combo and combo[key] in values for key, values in rule.items())
-
-
-def _config(combo: dict, where: str) -> Config:
+def _naming(combo: dict, where: str, make: Callable[[], Any]) -> Any:
+    """``make()``, its `UserException` prefixed with the file and the combination's fields."""
     try:
-        return Config(**Config.upgrade(combo, where, quiet=True))
+        return make()
     except UserException as err:
-        raise UserException(f"{where}: {_describe(combo)}: {err}") from None
-
-
-def _validate(config: Config, combo: dict, where: str) -> None:
-    try:
-        config.validate()
-    except UserException as err:
-        raise UserException(f"{where}: {_describe(combo)}: {err}") from None
-
-
-def _describe(combo: dict) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in combo.items() if not isinstance(v, (dict, list)) or v)
+        fields = ", ".join(f"{k}={v!r}" for k, v in combo.items() if not isinstance(v, (dict, list)) or v)
+        raise UserException(f"{where}: {fields}: {err}") from None

@@ -68,11 +68,6 @@ def heatmap(values: np.ndarray, rows: Sequence[str], columns: Sequence[str], *, 
     return fig
 
 
-def _colours(labels: Sequence[str]) -> dict[str, tuple]:
-    palette = colormaps["tab10" if len(labels) <= 10 else "tab20"]
-    return {name: palette(i % palette.N) for i, name in enumerate(labels)}
-
-
 def _draw(ax, line: Line, colour: tuple, band: bool) -> None:
     """The mean over seeds of the finite values, with the 95% interval band when asked and defined."""
     finite = np.isfinite(line.values)
@@ -102,7 +97,8 @@ def curves(panels: Mapping[str, Sequence[Line]], *, title: str, ylabel: str, ban
     width = max(4.0 * cols + 1.8, legend + 4.0)
     fig = Figure(figsize=(width, 3.0 * rows + 0.8), layout="constrained")
     axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False).ravel()
-    colours = _colours(labels)
+    palette = colormaps["tab10" if len(labels) <= 10 else "tab20"]
+    colours = {name: palette(i % palette.N) for i, name in enumerate(labels)}
     for ax, (name, lines) in zip(axes, panels.items()):
         for line in lines:
             _draw(ax, line, colours[line.label], band)
@@ -114,11 +110,10 @@ def curves(panels: Mapping[str, Sequence[Line]], *, title: str, ylabel: str, ban
         ax.set_xlabel(xlabel)
     for ax in axes[::cols]:
         ax.set_ylabel(ylabel)
-    if log:
-        if any((line.values[np.isfinite(line.values)] > 0).any() for lines in panels.values() for line in lines):
-            axes[0].set_yscale("log")
-    else:
+    if not log:
         axes[0].set_ylim(0, 1)
+    elif any((line.values[np.isfinite(line.values)] > 0).any() for lines in panels.values() for line in lines):
+        axes[0].set_yscale("log")
     handles = {h.get_label(): h for ax in axes for h in ax.get_lines()}
     fig.legend([handles[k] for k in labels], labels, loc="outside right upper", fontsize=8)
     fig.suptitle(_wrap(title, width - legend), fontsize=9, x=0.01, ha="left")

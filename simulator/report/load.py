@@ -128,11 +128,8 @@ def find_runs(folder: str | Path, runs: Collection[str] | None = None) -> tuple[
     if not root.is_dir():
         raise UserException(f"Folder {str(root)!r} does not exist.")
     ids = None if runs is None else frozenset(runs)
-
-    def wanted(run: Path) -> bool:
-        return ids is None or run.name in ids
-
-    folders = sorted({p.parent for p in root.rglob("*") if p.name in (SUMMARY, CHECKPOINT) and wanted(p.parent)})
+    folders = sorted({p.parent for p in root.rglob("*")
+                      if p.name in (SUMMARY, CHECKPOINT) and (ids is None or p.parent.name in ids)})
     done = [run for run in folders if finished(run)]
     if not done:
         among = "" if runs is None else f" among the {len(runs)} runs asked for"
@@ -154,15 +151,11 @@ def read_run(folder: Path, *, metrics: bool = False) -> Run:
     ratio = np.array([row["aggregate_distance"] for row in rows], dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = ratio / np.array([row["honest_norm"] for row in rows], dtype=float)
-    return Run(
-        folder=folder, identity=identity,
-        aggregator=data["aggregator"], attack=data["attack"],
-        steps=steps,
-        accuracy=np.array([row["accuracy"] for row in evaluations], dtype=float),
-        val_accuracy=None if "" in val or not val else np.array(val, dtype=float),
-        metric_steps=np.array([row["step"] for row in rows], dtype=int), distance_ratio=ratio,
-        diverged_at=int(steps[nonfinite[0]]) if nonfinite.size else None,
-    )
+    return Run(folder=folder, identity=identity, aggregator=data["aggregator"], attack=data["attack"], steps=steps,
+               accuracy=np.array([row["accuracy"] for row in evaluations], dtype=float),
+               val_accuracy=None if "" in val or not val else np.array(val, dtype=float),
+               metric_steps=np.array([row["step"] for row in rows], dtype=int), distance_ratio=ratio,
+               diverged_at=int(steps[nonfinite[0]]) if nonfinite.size else None)
 
 
 def _display_names(runs: list[Run], role: str) -> dict[str, str]:
@@ -182,24 +175,20 @@ def _common(runs: list[Run], steps: str, *curves: str) -> tuple[np.ndarray, ...]
 def _group(runs: list[Run], setting_fields: tuple[str, ...], names: dict[str, dict[str, str]]) -> Group:
     runs = sorted(runs, key=lambda r: r.identity["seed"])
     identity = {k: v for k, v in runs[0].identity.items() if k != "seed"}
-    has_val = all(r.val_accuracy is not None for r in runs)
     steps, accuracy = _common(runs, "steps", "accuracy")
-    val = _common(runs, "steps", "val_accuracy")[1] if has_val else None
+    val = _common(runs, "steps", "val_accuracy")[1] if all(r.val_accuracy is not None for r in runs) else None
     metric_steps, ratio = _common(runs, "metric_steps", "distance_ratio")
-    return Group(
-        aggregator=names["aggregator"][identity["aggregator"]], attack=names["attack"][identity["attack"]],
-        setting=tuple((k, _freeze(identity.get(k))) for k in setting_fields), identity=identity,
-        seeds=tuple(r.identity["seed"] for r in runs), steps=steps, accuracy=accuracy, val_accuracy=val,
-        metric_steps=metric_steps, distance_ratio=ratio,
-    )
+    return Group(aggregator=names["aggregator"][identity["aggregator"]], attack=names["attack"][identity["attack"]],
+                 setting=tuple((k, _freeze(identity.get(k))) for k in setting_fields), identity=identity,
+                 seeds=tuple(r.identity["seed"] for r in runs), steps=steps, accuracy=accuracy, val_accuracy=val,
+                 metric_steps=metric_steps, distance_ratio=ratio)
 
 
 def group_runs(runs: list[Run], root: Path, unfinished: int = 0) -> Design:
     """Group runs by identity minus the seed and split the identity fields into fixed and varying."""
     buckets: dict[str, list[Run]] = defaultdict(list)
     for r in runs:
-        key = json.dumps({k: v for k, v in r.identity.items() if k != "seed"}, sort_keys=True)
-        buckets[key].append(r)
+        buckets[json.dumps({k: v for k, v in r.identity.items() if k != "seed"}, sort_keys=True)].append(r)
     identities = [r.identity for r in runs]  # fields equal in every identity are fixed, the others the setting
     fields = sorted(set().union(*identities) - set(ROLE_FIELDS), key=field_key)
     setting_fields = tuple(varying(identities, fields))
@@ -207,9 +196,9 @@ def group_runs(runs: list[Run], root: Path, unfinished: int = 0) -> Design:
     names = {role: _display_names(runs, role) for role in ("aggregator", "attack")}
     groups = [_group(members, setting_fields, names) for members in buckets.values()]
     groups.sort(key=lambda g: (setting_key(g.setting), g.aggregator, attack_key(g.attack)))
-    return Design(root=root, groups=tuple(groups), fixed=fixed, setting_fields=setting_fields,
-                  runs=len(runs), unfinished=unfinished,
-                  diverged=tuple((r.folder.name, r.diverged_at) for r in runs if r.diverged_at is not None))
+    diverged = tuple((r.folder.name, r.diverged_at) for r in runs if r.diverged_at is not None)
+    return Design(root=root, groups=tuple(groups), fixed=fixed, setting_fields=setting_fields, runs=len(runs),
+                  unfinished=unfinished, diverged=diverged)
 
 
 def load(folder: str | Path, *, metrics: bool = False, runs: Collection[str] | None = None) -> Design:

@@ -45,9 +45,9 @@ def _grid_plots(kind: str, grids: Sequence[Grid], design: Design, *, xlabel: str
                 caption: str) -> Iterator[Plot]:
     for grid, slug in zip(grids, slugs([g.setting for g in grids])):
         title = f"{what}\n{fixed_title(design.fixed, grid.setting)}"
-        yield Plot(f"heatmap-{kind}{slug}", f"{caption} ({describe(grid.setting)})",
-                   heatmap(grid.values, grid.rows, grid.columns, title=title, xlabel=xlabel, label="test accuracy",
-                           notes=grid.attacks))
+        figure = heatmap(grid.values, grid.rows, grid.columns, title=title, xlabel=xlabel, label="test accuracy",
+                         notes=grid.attacks)
+        yield Plot(f"heatmap-{kind}{slug}", f"{caption} ({describe(grid.setting)})", figure)
 
 
 def heatmaps(design: Design, summaries: Sequence[Summary], cases: Sequence[WorstCase],
@@ -62,29 +62,23 @@ def heatmaps(design: Design, summaries: Sequence[Summary], cases: Sequence[Worst
         yield from _grid_plots("f", axis_grids(cases, fields, f_label), design, xlabel="attackers (f)",
                                what=worst, caption="Aggregator x f, worst case over attacks")
     if "heterogeneity" in design.setting_fields:
-        yield from _grid_plots("heterogeneity", axis_grids(cases, ["heterogeneity"], lambda v: v["heterogeneity"]),
-                               design,
-                               xlabel="heterogeneity", what=worst,
+        grids = axis_grids(cases, ["heterogeneity"], lambda v: v["heterogeneity"])
+        yield from _grid_plots("heterogeneity", grids, design, xlabel="heterogeneity", what=worst,
                                caption="Aggregator x heterogeneity, worst case over attacks")
 
 
 def _panels(design: Design, setting: Setting, diagnostics: bool) -> dict[str, list[Line]]:
     panels: dict[str, list[Line]] = {a: [] for a in design.attacks}
     for g in (g for g in design.groups if g.setting == setting):
-        line = (Line(g.aggregator, g.metric_steps, g.distance_ratio) if diagnostics
-                else Line(g.aggregator, g.steps, g.accuracy))
-        panels[g.attack].append(line)
+        panels[g.attack].append(Line(g.aggregator, g.metric_steps, g.distance_ratio) if diagnostics
+                                else Line(g.aggregator, g.steps, g.accuracy))
     return {attack: lines for attack, lines in panels.items() if lines}
-
-
-def time_axis(design: Design) -> str:
-    """"round" when the runs are federated (an identity with federated fields), else "step"."""
-    return "round" if any(set(g.identity) & set(FEDERATED_FIELDS) for g in design.groups) else "step"
 
 
 def curve_plots(design: Design, *, diagnostics: bool = False) -> Iterator[Plot]:
     """Per setting: accuracy vs step or round (or, with ``diagnostics``, the aggregate's relative distance)."""
-    axis = time_axis(design)
+    # "round" when the runs are federated (an identity with federated fields), else "step"
+    axis = "round" if any(set(g.identity) & set(FEDERATED_FIELDS) for g in design.groups) else "step"
     for setting, slug in zip(design.settings, slugs(design.settings)):
         title = fixed_title(design.fixed, setting)
         if diagnostics:

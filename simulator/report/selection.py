@@ -67,12 +67,10 @@ def _best(curve_by_seed) -> float:
 
 def _choices(aggregator: str, setting: Setting, groups: dict[Any, list[Group]]) -> list[Choice]:
     attacks = {a for gs in groups.values() for a in threat(g.attack for g in gs)}
-    rows = []
-    for value, gs in sorted(groups.items(), key=lambda item: order_key(item[0])):
-        rows.append(Choice(aggregator, setting, value,
-                           validation={g.attack: _best(g.val_accuracy) for g in gs},
-                           test={g.attack: _best(g.accuracy) for g in gs},
-                           candidate=attacks <= {g.attack for g in gs}, chosen=False))
+    rows = [Choice(aggregator, setting, value, validation={g.attack: _best(g.val_accuracy) for g in gs},
+                   test={g.attack: _best(g.accuracy) for g in gs}, candidate=attacks <= {g.attack for g in gs},
+                   chosen=False)
+            for value, gs in sorted(groups.items(), key=lambda item: order_key(item[0]))]
     scores = [c.score[0] if c.candidate and not math.isnan(c.score[0]) else -math.inf for c in rows]
     pick = max(range(len(rows)), key=lambda i: (scores[i], -i))
     if scores[pick] == -math.inf:
@@ -87,7 +85,5 @@ def select(design: Design, field: str) -> list[Choice]:
     for g in design.groups:
         rest = tuple(p for p in g.setting if p[0] != field)
         buckets[g.aggregator, rest][dict(g.setting)[field]].append(g)
-    out = []
-    for (aggregator, setting), groups in sorted(buckets.items(), key=lambda i: (setting_key(i[0][1]), i[0][0])):
-        out += _choices(aggregator, setting, groups)
-    return out
+    ordered = sorted(buckets.items(), key=lambda i: (setting_key(i[0][1]), i[0][0]))
+    return [c for (aggregator, setting), groups in ordered for c in _choices(aggregator, setting, groups)]

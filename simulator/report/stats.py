@@ -64,12 +64,9 @@ class Summary:
 
 def summarise(design: Design) -> list[Summary]:
     """One summary per group, in the design's order."""
-    out = []
-    for g in design.groups:
-        stats = {name: mean_ci(values) for name, values in per_seed(g.accuracy).items()}
-        out.append(Summary(g, {k: float(m) for k, (m, _) in stats.items()},
-                           {k: float(h) for k, (_, h) in stats.items()}))
-    return out
+    stats = [(g, {name: mean_ci(values) for name, values in per_seed(g.accuracy).items()}) for g in design.groups]
+    return [Summary(g, {k: float(m) for k, (m, _) in s.items()}, {k: float(h) for k, (_, h) in s.items()})
+            for g, s in stats]
 
 
 def threat(attacks: Iterable[str]) -> list[str]:

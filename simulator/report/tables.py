@@ -25,13 +25,11 @@ def summary_rows(summaries: Sequence[Summary], fields: Sequence[str]) -> tuple[l
     """table.csv: one row per group, each metric's mean and 95% half-width over seeds."""
     stats = [f"{m}_{part}" for m in METRICS for part in ("mean", "ci")]
     columns = ["aggregator", "attack", *fields, "seeds", *stats, "aggregator_canonical", "attack_canonical"]
-    rows = []
-    for s in summaries:
-        rows.append({"aggregator": s.group.aggregator, "attack": s.group.attack, **dict(s.group.setting),
-                     "seeds": s.seeds, **{f"{m}_mean": _num(s.mean[m]) for m in METRICS},
-                     **{f"{m}_ci": _num(s.ci[m]) for m in METRICS},
-                     "aggregator_canonical": s.group.identity["aggregator"],
-                     "attack_canonical": s.group.identity["attack"]})
+    rows = [{"aggregator": s.group.aggregator, "attack": s.group.attack, **dict(s.group.setting),
+             "seeds": s.seeds, **{f"{m}_mean": _num(s.mean[m]) for m in METRICS},
+             **{f"{m}_ci": _num(s.ci[m]) for m in METRICS},
+             "aggregator_canonical": s.group.identity["aggregator"],
+             "attack_canonical": s.group.identity["attack"]} for s in summaries]
     return columns, rows
 
 
@@ -56,14 +54,10 @@ def selection_rows(choices: Sequence[Choice], fields: Sequence[str], field: str)
     rest = [f for f in fields if f != field]
     columns = ["aggregator", *rest, field, "validation_worst_case", "validation_worst_attack",
                *(f"test[{a}]" for a in attacks), "test_worst_case", "test_worst_attack", "candidate", "chosen"]
-    rows = []
-    for c in choices:
-        val, val_attack = c.score
-        test, test_attack = c.test_worst
-        rows.append({"aggregator": c.aggregator, **dict(c.setting), field: c.value,
-                     "validation_worst_case": _num(val), "validation_worst_attack": val_attack,
-                     **{f"test[{a}]": _num(c.test.get(a, math.nan)) for a in attacks},
-                     "test_worst_case": _num(test), "test_worst_attack": test_attack,
-                     "candidate": c.candidate, "chosen": c.chosen})
+    rows = [{"aggregator": c.aggregator, **dict(c.setting), field: c.value,
+             "validation_worst_case": _num(c.score[0]), "validation_worst_attack": c.score[1],
+             **{f"test[{a}]": _num(c.test.get(a, math.nan)) for a in attacks},
+             "test_worst_case": _num(c.test_worst[0]), "test_worst_attack": c.test_worst[1],
+             "candidate": c.candidate, "chosen": c.chosen} for c in choices]
     return columns, rows
 

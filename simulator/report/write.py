@@ -25,11 +25,6 @@ REPORT, TABLE, WORST_CASE, SELECTION = "report.md", "table.csv", "worst_case.csv
 FIGURES = "figures"  # sub-folder of the output holding the PNG and PDF files
 
 
-def _write_csv(path: Path, table: tuple[list[str], list[dict]]) -> Path:
-    atomic_write(path, csv_bytes(*table))
-    return path
-
-
 def write_report(folder: str | Path, output: str | Path | None = None, *, select: str | None = None,
                  metric: str = "final", diagnostics: bool = True,
                  formats: Sequence[str] = FORMATS, runs: Collection[str] | None = None) -> list[Path]:
@@ -56,10 +51,12 @@ def write_report(folder: str | Path, output: str | Path | None = None, *, select
     summaries = summarise(design)
     cases = worst_cases(summaries, metric)
     fields = design.setting_fields
-    written = [_write_csv(out / TABLE, summary_rows(summaries, fields)),
-               _write_csv(out / WORST_CASE, worst_case_rows(cases, fields, metric))]
+    tables = {TABLE: summary_rows(summaries, fields), WORST_CASE: worst_case_rows(cases, fields, metric)}
     if choices is not None:
-        written.append(_write_csv(out / SELECTION, selection_rows(choices, fields, select)))
+        tables[SELECTION] = selection_rows(choices, fields, select)
+    for name, (columns, rows) in tables.items():
+        atomic_write(out / name, csv_bytes(columns, rows))
+    written = [out / name for name in tables]
     links = []
     for plot in plots(design, summaries, cases, metric, diagnostics=diagnostics):
         written += save_figure(plot.figure, out / FIGURES / plot.stem, formats)

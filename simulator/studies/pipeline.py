@@ -30,6 +30,7 @@ __all__ = ["Reproduction", "choose_dataset", "reproduce", "check_claims"]
 
 STAND_IN = "fashionmnist"
 CLAIMS_CSV, CLAIMS_MD, COMPARISON_CSV, README = "claims.csv", "claims.md", "comparison.csv", "README.md"
+CLAIM_COLUMNS = ("claim", "ours", "paper", "verdict", "reason")
 
 
 @dataclass
@@ -75,10 +76,9 @@ def reproduce(name: str, *, quick: bool = False, dataset: str | None = None, dat
     out = Path(output) if output else Path("results/runs/studies") / grid.name
     start = time.perf_counter()
     outcome = run_grid(grid, out, jobs=jobs, threads=threads, shard=shard, progress=progress, records=records)
-    complete = all(finished(out / c.run_id()) for c in configs)
     verdicts = None
-    if complete:
-        runs = _run_ids(grid)
+    if all(finished(out / c.run_id()) for c in configs):
+        runs = {c.run_id() for c in configs}
         results = _results(study, out, runs)
         verdicts = study.check(results)
         comparison = study.comparison(results) if study.comparison else []
@@ -94,67 +94,42 @@ def check_claims(study: Study, folder: str | Path) -> list[Verdict]:
     return study.check(_results(study, folder))
 
 
-def _run_ids(grid: Grid) -> set[str]:
-    return {config.run_id() for config in grid.configs}
-
-
 def _results(study: Study, folder: str | Path, runs: set[str] | None = None) -> Results:
     """The result table of the finished runs under ``folder`` (those in ``runs``), in the study's convention."""
     return Results(summarise(load(folder, runs=runs)), study.metric)
 
 
-def _claims_rows(study: Study, verdicts: list[Verdict]) -> list[dict]:
-    return [{"claim": c.text, "ours": v.ours, "paper": v.paper, "verdict": v.status, "reason": v.reason}
-            for c, v in zip(study.claims, verdicts)]
+def _write_claims(study: Study, verdicts: list[Verdict], comparison: list[dict[str, str]], out: Path) -> str:
+    """claims.csv, claims.md (with the comparison table), and comparison.csv when the study has one.
 
-
-def _claims_table(study: Study, verdicts: list[Verdict]) -> str:
-    return table(["claim", "ours", "paper", "verdict", "reason"],
-                 [[r["claim"], r["ours"], r["paper"], f"**{r['verdict']}**", r["reason"]]
-                  for r in _claims_rows(study, verdicts)])
-
-
-def _comparison_table(rows: list[dict[str, str]]) -> str:
-    """The comparison rows as a markdown table under its heading ('' without rows)."""
-    if not rows:
-        return ""
-    columns = list(rows[0])
-    return f"## Beside the paper\n\n{table(columns, [[row[c] for c in columns] for row in rows])}\n"
-
-
-def _write_claims(study: Study, verdicts: list[Verdict], comparison: list[dict[str, str]], out: Path) -> None:
-    """claims.csv, claims.md (with the comparison table), and comparison.csv when the study has one."""
-    atomic_write(out / CLAIMS_CSV, csv_bytes(["claim", "ours", "paper", "verdict", "reason"],
-                                             _claims_rows(study, verdicts)))
+    Returns the body of claims.md under its title: the claims table, then the comparison under its heading.
+    """
+    rows = [(c.text, v.ours, v.paper, v.status, v.reason) for c, v in zip(study.claims, verdicts)]
+    atomic_write(out / CLAIMS_CSV, csv_bytes(CLAIM_COLUMNS, [dict(zip(CLAIM_COLUMNS, row)) for row in rows]))
+    body = table(CLAIM_COLUMNS, [[*row[:3], f"**{row[3]}**", row[4]] for row in rows]) + "\n"  # the verdict in bold
     if comparison:
-        atomic_write(out / COMPARISON_CSV, csv_bytes(list(comparison[0]), comparison))
-    page = f"# Claims: {study.title} ({study.citation})\n\n{_claims_table(study, verdicts)}\n"
-    if comparison:
-        page += "\n" + _comparison_table(comparison)
-    atomic_write(out / CLAIMS_MD, page.encode())
-
-
-def _summaries(grid: Grid, out: Path) -> list[dict]:
-    """The summaries of the grid's runs (all finished; not of other runs that share the folder)."""
-    return [load_result(out / config.run_id(), metrics=False).summary for config in grid.configs]
+        columns = list(comparison[0])
+        atomic_write(out / COMPARISON_CSV, csv_bytes(columns, comparison))
+        body += f"\n## Beside the paper\n\n{table(columns, [[row[c] for c in columns] for row in comparison])}\n"
+    atomic_write(out / CLAIMS_MD, f"# Claims: {study.title} ({study.citation})\n\n{body}".encode())
+    return body
 
 
 def _publish(study: Study, grid: Grid, out: Path, dest: Path, dataset: str, note: str,
              verdicts: list[Verdict], comparison: list[dict[str, str]], quick: bool,
              records: str | Path | None = None) -> None:
     """README.md (claims, comparison, command, dataset, time, machine, version, notes), CSV tables, PNG figures."""
-    write_report(out, dest, metric=study.metric, formats=("png",), runs=_run_ids(grid))
-    _write_claims(study, verdicts, comparison, dest)
-    summaries = _summaries(grid, out)
+    runs = [config.run_id() for config in grid.configs]
+    write_report(out, dest, metric=study.metric, formats=("png",), runs=runs)
+    claims = _write_claims(study, verdicts, comparison, dest)
+    summaries = [load_result(out / run, metrics=False).summary for run in runs]  # the grid's, not others in out
     hours = sum(float(s["wall_time"]) for s in summaries) / 3600
     made = made_with(summaries)
     command = (f"byzsim reproduce {study.name}{' --quick' if quick else ''} --jobs 2 "
                f"{f'--records {records} ' if records else ''}--publish {dest}")
     notes = study.notes_file
     parts = [f"# Reproduction: {study.title}", "", f"{study.citation}.", "",
-             "## Claims", "", _claims_table(study, verdicts), "",
-             *([_comparison_table(comparison)] if comparison else []),
-             "## How this was made", "",
+             "## Claims", "", claims, "## How this was made", "",
              f"- Command: `{command}` ({len(grid.configs)} runs; the grid is "
              f"`{study.grid_file.relative_to(Path(__file__).parents[2])}`).",
              f"- Dataset: {dataset} ({note}).",

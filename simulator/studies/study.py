@@ -54,7 +54,7 @@ class Study:
     paper_dataset: str  # the paper's dataset; Fashion-MNIST stands in when it is not found locally
     claims: Sequence[Claim]
     metric: str  # the accuracy the claims and the report use: final, best or last5 (the paper's convention)
-    home: Path  # the folder holding <name>.toml and <name>.md
+    home: Path = Path(__file__).parent / "papers"  # the folder holding <name>.toml and <name>.md
     references: dict[str, Any] = field(default_factory=dict)
     # Our numbers beside the paper's, cell by cell: rows of one table (column -> text), published with the claims.
     comparison: Callable[["Results"], list[dict[str, str]]] | None = None

@@ -9,7 +9,8 @@ from experiments import Configuration, Model
 from simulator import Config, run
 from simulator.cli.main import main
 from simulator.core.engines import make_engine
-from simulator.core.federated import ClientPool, FedOpt
+from simulator.core.federated import ClientPool
+from simulator.core.server import FedOpt
 from simulator.core.simulation import Simulation
 from simulator.core.store import CHECKPOINT, SUMMARY
 

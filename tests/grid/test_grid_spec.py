@@ -94,8 +94,8 @@ nb_workers = [11, 13]
 
 @pytest.mark.parametrize("text, words", [
     (BASE + "nb_wrokers = 3\n", r"g.toml: unknown key 'nb_wrokers'"),
-    (BASE + 'lr = "fast"\n', r"g.toml: key 'lr': lr must be a finite number, got 'fast'"),
-    (BASE + "batch_size = [1, 2.5]\n", r"key 'batch_size': batch_size must be int"),
+    (BASE + 'lr = "fast"\n', r"g.toml: key 'lr': Configuration: parameter 'lr' must be a number, got 'fast'"),
+    (BASE + "batch_size = [1, 2.5]\n", r"key 'batch_size': Configuration: parameter 'batch_size' must be a whole number"),
     (BASE + "aggregator = []\n", r"g.toml: the grid is empty"),
     (BASE + 'aggregator = ["krum"]\nnb_decl_byz = 4\n', "every combination is refused"),
     (BASE + 'output = "x"\n', "set by the runner"),

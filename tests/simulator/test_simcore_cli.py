@@ -126,7 +126,7 @@ def test_report_aggregates_seeds_and_errors_on_empty_folder(tmp_path, capsys):
 def test_wrong_types_in_a_config_file_are_one_line_errors(tmp_path, capsys):
     (tmp_path / "c.json").write_text(json.dumps({"nb_workers": "10"}))
     assert main(["train", "--config", str(tmp_path / "c.json"), "--output", str(tmp_path / "o"), "--quiet"]) == 2
-    assert "nb_workers must be int" in capsys.readouterr().err
+    assert "parameter 'nb_workers' must be a whole number" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 

@@ -9,7 +9,8 @@ from experiments.tools import UnavailableException, UserException
 from simulator.core.config import Config
 from simulator.core.metrics import step_metrics
 from simulator.core.optim import Momentum
-from simulator.core.schedule import SCHEDULES
+from simulator.core.schedules import SCHEDULES
+from simulator.core.server import SERVER_OPTIMIZERS
 
 
 def test_round_trip_through_json(tmp_path):
@@ -137,3 +138,26 @@ def test_step_metrics_by_hand():
     assert row["aggregate_distance"] == pytest.approx(math.sqrt(8))
     assert row["aggregate_cosine"] == pytest.approx(0.0)
     assert math.isnan(step_metrics(torch.zeros(2), honest, torch.tensor([float("nan"), 0.0]))["aggregate_cosine"])
+
+
+@pytest.mark.parametrize("name", SCHEDULES.names())
+def test_every_schedule_starts_at_the_initial_rate_and_stays_positive(name):
+    schedule = SCHEDULES.build(name)
+    assert schedule.rate(0.3, 0, 100) == pytest.approx(0.3)
+    assert all(0 <= schedule.rate(0.3, t, 100) <= 0.3 for t in range(0, 101, 10))
+
+
+@pytest.mark.parametrize("name", SERVER_OPTIMIZERS.names())
+def test_every_server_optimiser_leaves_the_parameters_still_on_a_zero_gradient_and_resumes(name):
+    momentum = _momentum(momentum=0.5, momentum_at="update")
+    stepper = SERVER_OPTIMIZERS.build(name).start(momentum, 2, torch.device("cpu"), torch.float64)
+    assert torch.equal(stepper.update(torch.zeros(2, dtype=torch.float64), 0.1), torch.zeros(2, dtype=torch.float64))
+    stepper.update(torch.ones(2, dtype=torch.float64), 0.1)
+    state = stepper.state_dict()
+    again = SERVER_OPTIMIZERS.build(name).start(_momentum(momentum=0.5, momentum_at="update"), 2,
+                                                torch.device("cpu"), torch.float64)
+    again.load_state_dict(state)
+    g = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    if name == "sgd":  # its momentum lives in the run's Momentum, checkpointed beside it
+        again.momentum.load_state_dict(momentum.state_dict())
+    torch.testing.assert_close(again.update(g, 0.1), stepper.update(g, 0.1))

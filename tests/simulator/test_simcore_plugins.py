@@ -10,9 +10,9 @@ import torch
 from experiments.tools import UserException
 from simulator import Config, run
 from simulator.core.engines import ENGINES, EngineChoice, LoopEngine
-from simulator.core.federated import SERVER_OPTIMIZERS, ServerOptimizer
-from simulator.core.partition import MODES, Heterogeneity
-from simulator.core.schedule import SCHEDULES, Schedule
+from simulator.core.server import SERVER_OPTIMIZERS, ServerOptimizer
+from simulator.core.heterogeneity import MODES, Heterogeneity
+from simulator.core.schedules import SCHEDULES, Schedule
 
 
 class Halves(Heterogeneity):

@@ -121,15 +121,27 @@ def test_engines_compute_in_training_mode_and_restore_the_callers_mode():
     assert not module.training
 
 
-@pytest.mark.parametrize("engine", ["vmap", "loop"])
+@pytest.mark.parametrize("engine", ENGINES.names())
+def test_every_engine_gives_the_reference_gradients_of_an_mlp(engine):
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))  # every engine takes it
+    inputs, targets = batches((1, 8, 8), k=3)
+    expected_grads, expected_losses, _ = reference(module, inputs, targets)
+    grads, losses = make_engine(engine, module, F.cross_entropy, probe=(inputs[0], targets[0])).gradients(inputs, targets)
+    torch.testing.assert_close(grads, expected_grads, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(losses, expected_losses)
+
+
+@pytest.mark.parametrize("engine", ENGINES.names())
 def test_dropout_is_reproducible_from_the_seed_and_leaves_the_global_rng_alone(engine):
     net = model(dropout_mlp)
     inputs, targets = (t[:1].expand(3, *t.shape[1:]) for t in batches((1, 8, 8)))  # one batch, three workers
     global_state = torch.get_rng_state()
-    first = make_engine(engine, net, F.cross_entropy, seed=1)
+    probe = (inputs[0], targets[0])  # auto tries vmap on it
+    first = make_engine(engine, net, F.cross_entropy, seed=1, probe=probe)
     a1, a2 = first.gradients(inputs, targets)[0], first.gradients(inputs, targets)[0]
-    b1 = make_engine(engine, net, F.cross_entropy, seed=1).gradients(inputs, targets)[0]
-    c1 = make_engine(engine, net, F.cross_entropy, seed=2).gradients(inputs, targets)[0]
+    b1 = make_engine(engine, net, F.cross_entropy, seed=1, probe=probe).gradients(inputs, targets)[0]
+    c1 = make_engine(engine, net, F.cross_entropy, seed=2, probe=probe).gradients(inputs, targets)[0]
     assert torch.equal(torch.get_rng_state(), global_state)
     assert torch.equal(a1, b1) and not torch.equal(a1, a2) and not torch.equal(a1, c1)
     assert not torch.equal(a1[0], a1[1])  # same batch, different workers: different masks

@@ -5,10 +5,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from experiments.tools import UnavailableException, UserException
-from simulator.core.partition import MODES as HETEROGENEITY
-from simulator.core.partition import partition
+from simulator.core.heterogeneity import MODES as HETEROGENEITY
+from simulator.core.heterogeneity import partition
 
-MODES = {"iid": "iid", "extreme": "extreme", "gamma": "gamma(iid_fraction=0.5)", "dirichlet": "dirichlet(alpha=1.0)"}
+# Every registered mode at its defaults (a new mode joins the property tests by registering).
+MODES = {name: name for name in HETEROGENEITY.names()}
 
 
 def balanced(classes: int = 10, per_class: int = 100) -> torch.Tensor:

@@ -15,7 +15,9 @@ The batched engines take ``chunk_size`` (workers per pass) or ``memory_budget``
 (GiB for the pass, which sets the chunk size; by default 80% of a GPU's free
 memory, no limit on a CPU). The engines give the same gradients to float
 tolerance for models without dropout; with dropout each is reproducible from its
-seed but their masks differ.
+seed but their masks differ. A new engine is one module in this package: an
+`Engine` subclass (its `_compute`) and an `EngineChoice` naming it, decorated
+with ``@register("name")``.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from simulator.core.engines.grouped import GroupedEngine
 from simulator.core.engines.loop import LoopEngine
 from simulator.core.engines.vmap import VmapEngine
 
-__all__ = ["Engine", "EngineChoice", "ENGINES", "make_engine", "VmapEngine", "LoopEngine", "GroupedEngine"]
+__all__ = ["Engine", "EngineChoice", "ENGINES", "register", "make_engine", "VmapEngine", "LoopEngine", "GroupedEngine"]
 
 logger = logging.getLogger("byzsim")
 
@@ -57,29 +59,30 @@ class _Batched(EngineChoice):
         self.need(self.memory_budget is None or self.memory_budget > 0, "memory_budget > 0")
 
 
-ENGINES: Registry[type[EngineChoice]] = Registry("engine")
+ENGINES: Registry[type[EngineChoice]] = Registry("engine", packages=("simulator.core.engines",))
+register = ENGINES.register
 
 
-@ENGINES.register("loop")
+@register("loop")
 class Loop(EngineChoice):
     """one autograd pass per worker: the reference, and the fallback for any model"""
 
 
-@ENGINES.register("vmap")
+@register("vmap")
 class Vmap(_Batched):
     """all workers in one batched torch.func pass (functional_call + grad + vmap)"""
 
     engine = VmapEngine
 
 
-@ENGINES.register("grouped")
+@register("grouped")
 class Grouped(_Batched):
     """one grouped-convolution / batched-matmul pass for all workers (Conv2d, Linear, ReLU, pooling, dropout)"""
 
     engine = GroupedEngine
 
 
-@ENGINES.register("auto")
+@register("auto")
 class Auto(_Batched):
     """vmap if the model passes a probe batch, else loop (the reason is logged)"""
 

@@ -26,7 +26,8 @@ import torch
 
 from experiments.tools import UserException
 
-__all__ = ["Engine", "LossFn", "module_of", "flat_parameter_names", "seeded_global_rng", "local_step"]
+__all__ = ["Engine", "LossFn", "module_of", "flat_parameter_names", "seeded_global_rng", "local_step",
+           "chunked_local_steps"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -188,3 +189,32 @@ def local_step(params: list[torch.Tensor], grads: list[torch.Tensor], velocity: 
         grads = velocity
     for p, g in zip(params, grads):
         p.sub_(g, alpha=lr)
+
+
+ClientGradients = Callable[[list[torch.Tensor], slice, int], tuple[list[torch.Tensor], torch.Tensor]]
+
+
+def chunked_local_steps(engine: "Engine", inputs: torch.Tensor, targets: torch.Tensor, start: list[torch.Tensor],
+                        gradients: ClientGradients, *, lr: float, momentum: float, l2: float, clip: float | None,
+                        seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """K local steps of every client, a chunk of clients at a time, each chunk with per-client parameters.
+
+    ``gradients(params, rows, k)`` gives the per-client gradients (in the order of ``start``) and losses of
+    clients ``rows`` at their parameters, on their k-th batch. Returns the updates [m, d] and mean losses [m].
+    """
+    m, steps = inputs.shape[:2]
+    updates = torch.empty(m, engine.dimension, dtype=start[0].dtype, device=engine.device)
+    losses = torch.zeros(m, dtype=start[0].dtype, device=engine.device)
+    chunk = engine.chunk_size or m
+    with seeded_global_rng(engine.device, seed):
+        for first in range(0, m, chunk):
+            rows = slice(first, min(first + chunk, m))
+            count = rows.stop - rows.start
+            params = [p.unsqueeze(0).repeat(count, *([1] * p.dim())) for p in start]
+            velocity = [torch.zeros_like(p) for p in params] if momentum else None
+            for k in range(steps):
+                grads, loss = gradients(params, rows, k)
+                local_step(params, grads, velocity, lr=lr, momentum=momentum, l2=l2, clip=clip)
+                losses[rows] += loss.detach()
+            torch.cat([(p - p0).reshape(count, -1) for p, p0 in zip(params, start)], dim=1, out=updates[rows])
+    return updates, losses / steps

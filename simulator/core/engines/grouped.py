@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments.tools import UserException
-from simulator.core.engines.base import Engine, LossFn, flat_parameter_names, local_step, seeded_global_rng
+from simulator.core.engines.base import Engine, LossFn, chunked_local_steps, flat_parameter_names, seeded_global_rng
 
 __all__ = ["GroupedEngine", "SUPPORTED"]
 
@@ -128,25 +128,12 @@ class GroupedEngine(Engine):
 
     def _local(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float, l2: float,
                clip: float | None, update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        m, steps = inputs.shape[:2]
-        start = [p.detach() for p in self.params]
-        updates = torch.empty(m, self.dimension, dtype=start[0].dtype, device=self.device)
-        losses = torch.zeros(m, dtype=start[0].dtype, device=self.device)
-        chunk = self.chunk_size or m
-        with seeded_global_rng(self.device, seed):
-            for first in range(0, m, chunk):
-                rows = slice(first, min(first + chunk, m))
-                count = rows.stop - rows.start
-                params = [p.unsqueeze(0).repeat(count, *([1] * p.dim())) for p in start]
-                velocity = [torch.zeros_like(p) for p in params] if momentum else None
-                for k in range(steps):
-                    leaves = [p.detach().requires_grad_() for p in params]  # the same storage as params
-                    grads, loss = self._per_worker(leaves, inputs[rows, k], targets[rows, k])
-                    local_step(params, grads, velocity, lr=lr, momentum=momentum, l2=l2, clip=clip)
-                    losses[rows] += loss
-                torch.cat([(p - p0).reshape(count, -1) for p, p0 in zip(params, start)], dim=1, out=updates[rows])
-        return updates, losses / steps
+        def gradients(params: list[torch.Tensor], rows: slice, k: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+            leaves = [p.detach().requires_grad_() for p in params]  # the same storage as params
+            return self._per_worker(leaves, inputs[rows, k], targets[rows, k])
 
+        return chunked_local_steps(self, inputs, targets, [p.detach() for p in self.params], gradients, lr=lr,
+                                   momentum=momentum, l2=l2, clip=clip, seed=seed)
 
 
 class _SharedLinear(torch.autograd.Function):

@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call, grad_and_value, vmap
 
-from simulator.core.engines.base import (Engine, LossFn, batched_buffers, flat_parameter_names, local_step,
-                                    seeded_global_rng, store_buffer_average)
+from simulator.core.engines.base import (Engine, LossFn, batched_buffers, chunked_local_steps, flat_parameter_names,
+                                         seeded_global_rng, store_buffer_average)
 
 __all__ = ["VmapEngine"]
 
@@ -62,28 +62,16 @@ class VmapEngine(Engine):
     def _local(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float, l2: float,
                clip: float | None, update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """K functional SGD steps of every client at once (per-client parameters), chunked like `_compute`."""
-        m, steps = inputs.shape[:2]
-        start = {name: p.detach() for name, p in self.module.named_parameters()}
-        dtype = start[self.order[0]].dtype
-        updates = torch.empty(m, self.dimension, dtype=dtype, device=self.device)
-        losses = torch.zeros(m, dtype=dtype, device=self.device)
-        buffers = batched_buffers(self.module, m)
-        chunk = self.chunk_size or m
-        with seeded_global_rng(self.device, seed):
-            for first in range(0, m, chunk):
-                rows = slice(first, min(first + chunk, m))
-                count = rows.stop - rows.start
-                params = [start[n].unsqueeze(0).repeat(count, *([1] * start[n].dim())) for n in self.order]
-                velocity = [torch.zeros_like(p) for p in params] if momentum else None
-                chunk_buffers = {name: b[rows] for name, b in buffers.items()}
-                for k in range(steps):
-                    grads, loss = self._per_client(dict(zip(self.order, params)), chunk_buffers,
-                                                   inputs[rows, k], targets[rows, k])
-                    local_step(params, [grads[n] for n in self.order], velocity, lr=lr, momentum=momentum, l2=l2,
-                               clip=clip)
-                    losses[rows] += loss.detach()
-                torch.cat([(p - start[n]).reshape(count, -1) for n, p in zip(self.order, params)], dim=1,
-                          out=updates[rows])
+        named = dict(self.module.named_parameters())
+        buffers = batched_buffers(self.module, inputs.shape[0])
+
+        def gradients(params: list[torch.Tensor], rows: slice, k: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+            grads, loss = self._per_client(dict(zip(self.order, params)), {n: b[rows] for n, b in buffers.items()},
+                                           inputs[rows, k], targets[rows, k])
+            return [grads[n] for n in self.order], loss
+
+        updates, losses = chunked_local_steps(self, inputs, targets, [named[n].detach() for n in self.order],
+                                              gradients, lr=lr, momentum=momentum, l2=l2, clip=clip, seed=seed)
         if update_buffers and buffers:
             store_buffer_average(self.module, buffers)
-        return updates, losses / steps
+        return updates, losses

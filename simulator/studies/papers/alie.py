@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from simulator.studies.catalogue import register
 from simulator.studies.study import FAILS, HOLDS, NOT_COMPARABLE, Claim, Results, Study, Verdict
@@ -36,7 +35,6 @@ STUDY = register(Study(
     citation="Baruch, Baruch & Goldberg, NeurIPS 2019",
     paper_dataset="mnist",
     metric="best",
-    home=Path(__file__).parent,
     claims=[Claim("a perturbation within the honest spread costs krum, trmean, bulyan and median a large part of "
                   "their accuracy, more than it costs the plain average", alie_defeats_the_rules)],
 ))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from simulator.studies.catalogue import register
 from simulator.studies.study import FAILS, HOLDS, NOT_COMPARABLE, Claim, Results, Study, Verdict
@@ -154,7 +153,6 @@ STUDY = register(Study(
     citation="Karimireddy, He & Jaggi, ICLR 2022",
     paper_dataset="mnist",
     metric="last5",
-    home=Path(__file__).parent,
     claims=[
         Claim("label-sorted heterogeneity breaks krum and median (CM)", breaks_krum_and_median),
         Claim("bucketing gives back a large part of the loss in most cells", bucketing_recovers),

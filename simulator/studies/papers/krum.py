@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from simulator.studies.catalogue import register
 from simulator.studies.study import FAILS, HOLDS, NOT_COMPARABLE, Claim, Results, Study, Verdict
@@ -70,7 +69,6 @@ STUDY = register(Study(
     citation="Blanchard, El Mhamdi, Guerraoui & Stainer, NeurIPS 2017",
     paper_dataset="mnist",
     metric="final",
-    home=Path(__file__).parent,
     claims=[
         Claim("averaging fails under Gaussian Byzantine workers", averaging_fails),
         Claim("krum tracks the attack-free average", krum_tracks_the_average),

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from simulator.studies.catalogue import register
 from simulator.studies.study import FAILS, HOLDS, NOT_COMPARABLE, Claim, Results, Study, Verdict
@@ -12,13 +11,9 @@ COSTLY, RECOVERED = 0.20, 0.20  # the attack costs 20% of the attack-free top ac
 
 def _cells(results: Results) -> list[tuple[str, str, int, float, bool]]:
     """Every (rule, attack, f, lr, nesterov) run under attack, with both momentum placements."""
-    keys = set()
-    for row in results.rows(momentum_at="worker"):
-        identity = row.group.identity
-        if identity["attack"].startswith("none"):
-            continue
-        keys.add((identity["aggregator"], identity["attack"], identity["nb_real_byz"], identity["lr"],
-                  identity["nesterov"]))
+    identities = [row.group.identity for row in results.rows(momentum_at="worker")]
+    keys = {tuple(i[k] for k in ("aggregator", "attack", "nb_real_byz", "lr", "nesterov")) for i in identities
+            if not i["attack"].startswith("none")}
     return sorted(keys, key=repr)
 
 
@@ -59,7 +54,6 @@ STUDY = register(Study(
     citation="El Mhamdi, Guerraoui & Rouault, ICLR 2021",
     paper_dataset="mnist",
     metric="best",
-    home=Path(__file__).parent,
     claims=[
         Claim("among settings where the attack costs at least 20% of the attack-free top accuracy, momentum at the "
               "workers recovers at least 20% of the loss in most of them", worker_momentum_recovers),

@@ -21,6 +21,8 @@ and an explicit `torch.Generator` to one int64 index tensor per worker
   both. 1 is iid, 0 is ``extreme``.
 
 Every worker must receive at least one sample; otherwise `UserException`.
+A new mode is one module in this package: a `Heterogeneity` subclass decorated
+with ``@register("name")``, its parameters as annotated attributes.
 """
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ class Heterogeneity(Plugin):
         raise NotImplementedError
 
 
-MODES: Registry[type[Heterogeneity]] = Registry("heterogeneity")
+MODES: Registry[type[Heterogeneity]] = Registry("heterogeneity", packages=("simulator.core.heterogeneity",))
 register = MODES.register
 
 

@@ -9,6 +9,9 @@ Each maps the initial rate, the (0-based) step and the run's length to the rate 
 - step(milestones=[], factor=0.1): multiplied by ``factor`` at each milestone step.
 - cosine(final_lr=0): cosine annealing from lr to ``final_lr`` over the run
   (Loshchilov and Hutter, ICLR 2017).
+
+A new schedule is one module in this package: a `Schedule` subclass decorated
+with ``@register("name")``.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ class Schedule(Plugin):
         raise NotImplementedError
 
 
-SCHEDULES: Registry[type[Schedule]] = Registry("learning-rate schedule")
+SCHEDULES: Registry[type[Schedule]] = Registry("learning-rate schedule", packages=("simulator.core.schedules",))
 register = SCHEDULES.register
 
 
@@ -67,7 +70,9 @@ class Step(Schedule):
         self.need(all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in self.milestones),
                   "milestones, a list of positive step numbers")
         self.need(self.factor > 0, "factor > 0")
-        self.milestones = sorted(self.milestones)
+        self.milestones = sorted(self.milestones)  # one spec per schedule, whatever the order given
+        if "milestones" in self._given:
+            self._given["milestones"] = self.milestones
 
     def rate(self, lr: float, step: int, steps: int) -> float:
         return lr * self.factor ** bisect.bisect_right(self.milestones, step)
