@@ -22,6 +22,7 @@ from experiments.tools import UserException
 __all__ = ["WorkerSampler", "worker_seed"]
 
 _MASK64 = (1 << 64) - 1
+_STATE = ("table", "filled", "position", "epochs")  # the tensors of a sampler's state besides its generators
 
 
 def worker_seed(seed: int, index: int) -> int:
@@ -73,19 +74,12 @@ class WorkerSampler:
 
         Returns inputs [n, b, *shape] and labels [n, b], rows in the order of ``workers``.
         """
-        if workers is None:
-            self._refill(torch.nonzero(self.filled - self.position < self.batch_size).flatten().tolist())
-            where = self.position.to(self.table.device)[:, None] + self._columns
-            indices = self.table.gather(1, where).flatten()
-            self.position += self.batch_size
-        else:
-            workers = workers.to("cpu", torch.int64)
-            low = (self.filled[workers] - self.position[workers] < self.batch_size).nonzero().flatten()
-            self._refill(workers[low].tolist())
-            where = self.position[workers].to(self.table.device)[:, None] + self._columns
-            indices = self.table[workers.to(self.table.device)].gather(1, where).flatten()
-            self.position[workers] += self.batch_size
-        n, b = self.nb_workers if workers is None else len(workers), self.batch_size
+        rows = torch.arange(self.nb_workers) if workers is None else workers.to("cpu", torch.int64)
+        self._refill(rows[self.filled[rows] - self.position[rows] < self.batch_size].tolist())
+        where = self.position[rows].to(self.table.device)[:, None] + self._columns
+        indices = self.table[rows.to(self.table.device)[:, None], where].flatten()
+        self.position[rows] += self.batch_size
+        n, b = len(rows), self.batch_size
         return (self.inputs.index_select(0, indices).view(n, b, *self.inputs.shape[1:]),
                 self.targets.index_select(0, indices).view(n, b))
 
@@ -105,13 +99,8 @@ class WorkerSampler:
 
     def state_dict(self) -> dict:
         """Generator states, the table of upcoming indices and the read positions (all on the CPU)."""
-        return {
-            "generators": [g.get_state() for g in self.generators],
-            "table": self.table.cpu().clone(),
-            "filled": self.filled.clone(),
-            "position": self.position.clone(),
-            "epochs": self.epochs.clone(),
-        }
+        return {"generators": [g.get_state() for g in self.generators],
+                **{name: getattr(self, name).cpu().clone() for name in _STATE}}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a `state_dict()` so that the next batches are exactly those of the saved run."""
@@ -119,7 +108,5 @@ class WorkerSampler:
             raise UserException("The saved sampler state belongs to a different partition or batch size.")
         for g, s in zip(self.generators, state["generators"]):
             g.set_state(s)
-        self.table.copy_(state["table"])
-        self.filled.copy_(state["filled"])
-        self.position.copy_(state["position"])
-        self.epochs.copy_(state["epochs"])
+        for name in _STATE:
+            getattr(self, name).copy_(state[name])

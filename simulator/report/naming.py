@@ -28,15 +28,10 @@ def f_label(values: dict[str, Any]) -> str:
     return f"f={values.get('nb_real_byz')}{declared}"
 
 
-def _shown(items: Iterable[tuple[str, Any]]) -> list[tuple[str, str]]:
-    """(name, text) pairs: unused fields dropped, main fields first."""
-    items = dict(items)
-    return [(SHORT.get(k, k), str(items[k])) for k in sorted(items, key=field_key) if items[k] is not None]
-
-
 def pairs(items: Iterable[tuple[str, Any]]) -> str:
-    """``f=2, lr=0.05`` from (field, value) pairs."""
-    return ", ".join(f"{k}={v}" for k, v in _shown(items))
+    """``f=2, lr=0.05`` from (field, value) pairs: unused fields dropped, main fields first."""
+    items = dict(items)
+    return ", ".join(f"{SHORT.get(k, k)}={items[k]!s}" for k in sorted(items, key=field_key) if items[k] is not None)
 
 
 def describe(setting: Setting) -> str:

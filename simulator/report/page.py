@@ -128,11 +128,9 @@ def _selection(choices: Sequence[Choice], field: str) -> str:
         rows = []
         for c in (c for c in choices if c.setting == setting):
             mark = (lambda text: f"**{text}**") if c.chosen else str
-            val, val_attack = c.score
-            test, test_attack = c.test_worst
-            rows.append([mark(c.aggregator), mark(c.value), f"{number(val)} ({val_attack or '–'})",
+            rows.append([mark(c.aggregator), mark(c.value), f"{number(c.score[0])} ({c.score[1] or '–'})",
                          *(number(c.test.get(a, math.nan)) for a in attacks),
-                         f"{number(test)} ({test_attack or '–'})"])
+                         f"{number(c.test_worst[0])} ({c.test_worst[1] or '–'})"])
         header = ["aggregator", field, "validation worst case", *(f"test: {a}" for a in attacks), "test worst case"]
         parts += ["", f"### {describe(setting)}", "", table(header, rows)]
         chosen = [c for c in choices if c.setting == setting and c.chosen]

@@ -50,17 +50,6 @@ class Choice:
         return worst(self.test)
 
 
-def _check(design: Design, field: str) -> None:
-    where = str(design.root)
-    if field in ROLE_FIELDS or field not in design.setting_fields:
-        varying = ", ".join(design.setting_fields) or "none"
-        raise UserException(f"Cannot select {field!r}: it is not a setting that varies across the runs under "
-                            f"{where!r} (varying: {varying}).")
-    if any(g.val_accuracy is None for g in design.groups):
-        raise UserException(f"Cannot select {field!r}: runs under {where!r} have no validation accuracy "
-                            "(rerun them with validation_split > 0).")
-
-
 def _best(curve_by_seed) -> float:
     return float(curve_by_seed.mean(axis=0).max())
 
@@ -72,15 +61,20 @@ def _choices(aggregator: str, setting: Setting, groups: dict[Any, list[Group]]) 
                    chosen=False)
             for value, gs in sorted(groups.items(), key=lambda item: order_key(item[0]))]
     scores = [c.score[0] if c.candidate and not math.isnan(c.score[0]) else -math.inf for c in rows]
-    pick = max(range(len(rows)), key=lambda i: (scores[i], -i))
-    if scores[pick] == -math.inf:
-        return rows
-    return [replace(c, chosen=i == pick) for i, c in enumerate(rows)]
+    pick = max(range(len(rows)), key=lambda i: (scores[i], -i))  # none when no value has a score
+    return [replace(c, chosen=i == pick and scores[pick] > -math.inf) for i, c in enumerate(rows)]
 
 
 def select(design: Design, field: str) -> list[Choice]:
     """Every candidate value of ``field`` per aggregator and setting, the max-min one marked chosen."""
-    _check(design, field)
+    where = str(design.root)
+    if field in ROLE_FIELDS or field not in design.setting_fields:
+        varying = ", ".join(design.setting_fields) or "none"
+        raise UserException(f"Cannot select {field!r}: it is not a setting that varies across the runs under "
+                            f"{where!r} (varying: {varying}).")
+    if any(g.val_accuracy is None for g in design.groups):
+        raise UserException(f"Cannot select {field!r}: runs under {where!r} have no validation accuracy "
+                            "(rerun them with validation_split > 0).")
     buckets: dict[tuple[str, Setting], dict[Any, list[Group]]] = defaultdict(lambda: defaultdict(list))
     for g in design.groups:
         rest = tuple(p for p in g.setting if p[0] != field)

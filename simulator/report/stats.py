@@ -78,9 +78,7 @@ def threat(attacks: Iterable[str]) -> list[str]:
 def worst(values: Mapping[str, float]) -> tuple[float, str]:
     """Lowest value over the threat attacks and the attack reaching it (first in attack order on ties)."""
     candidates = [(values[a], attack_key(a), a) for a in threat(values) if not math.isnan(values[a])]
-    if not candidates:
-        return math.nan, ""
-    value, _, attack = min(candidates)
+    value, _, attack = min(candidates, default=(math.nan, None, ""))
     return value, attack
 
 

@@ -26,7 +26,7 @@ import torch
 
 from experiments.tools import UserException
 
-__all__ = ["Engine", "LossFn", "module_of", "flat_parameter_names", "seeded_global_rng", "local_step",
+__all__ = ["Engine", "LossFn", "module_of", "flat_parameter_names", "seeded_global_rng", "local_step", "chunked",
            "chunked_local_steps"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -45,17 +45,24 @@ class Engine:
         self.module = module_of(model)
         self.dimension = sum(p.numel() for p in self.module.parameters())
         self.generator = torch.Generator().manual_seed(int(seed))
+        named = dict(self.module.named_parameters())
+        self.order = flat_parameter_names(model)
+        self.params = [named[name] for name in self.order]  # in the flat order
 
     def gradients(self, inputs: torch.Tensor, targets: torch.Tensor, *,
                   update_buffers: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Flat gradients [k, d] and mean losses [k] of k workers' batches ([k, b, *shape], [k, b])."""
         if inputs.dim() < 2 or targets.dim() < 2 or inputs.shape[:2] != targets.shape[:2]:
             raise UserException("Engine inputs must be stacked as [workers, batch, ...] with labels [workers, batch].")
+        return self._in_training(self._compute, inputs, targets, update_buffers=update_buffers)
+
+    def _in_training(self, compute: Callable, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+        """``compute(*args, **kwargs, seed=...)`` in training mode, with the next seed of the engine's generator."""
         seed = int(torch.randint(2**62, (1,), generator=self.generator))
         was_training = self.module.training
         self.module.train()
         try:
-            return self._compute(inputs, targets, update_buffers=update_buffers, seed=seed)
+            return compute(*args, **kwargs, seed=seed)
         finally:
             self.module.train(was_training)
 
@@ -80,14 +87,8 @@ class Engine:
         if inputs.dim() < 3 or targets.dim() < 3 or inputs.shape[:3] != targets.shape[:3]:
             raise UserException("Local steps need batches stacked as [clients, steps, batch, ...] with labels "
                                 "[clients, steps, batch].")
-        seed = int(torch.randint(2**62, (1,), generator=self.generator))
-        was_training = self.module.training
-        self.module.train()
-        try:
-            return self._local(inputs, targets, lr=lr, momentum=momentum, l2=l2, clip=clip,
-                               update_buffers=update_buffers, seed=seed)
-        finally:
-            self.module.train(was_training)
+        return self._in_training(self._local, inputs, targets, lr=lr, momentum=momentum, l2=l2, clip=clip,
+                                 update_buffers=update_buffers)
 
     def _local(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float, l2: float,
                clip: float | None, update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,8 +165,7 @@ def store_buffer_average(module: torch.nn.Module, copies: dict[str, torch.Tensor
     """Set every buffer to the mean of its per-worker copies (integer counters: the first copy)."""
     with torch.no_grad():
         for name, b in module.named_buffers():
-            stacked = copies[name]
-            b.copy_(stacked.mean(dim=0) if b.is_floating_point() else stacked[0])
+            b.copy_(copies[name].mean(dim=0) if b.is_floating_point() else copies[name][0])
 
 
 def local_step(params: list[torch.Tensor], grads: list[torch.Tensor], velocity: list[torch.Tensor] | None, *,
@@ -191,30 +191,48 @@ def local_step(params: list[torch.Tensor], grads: list[torch.Tensor], velocity: 
         p.sub_(g, alpha=lr)
 
 
+def chunked(engine: "Engine", count: int, seed: int,
+            rows_of: Callable[[slice], tuple[list[torch.Tensor], torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat rows [count, d] and losses [count] of ``count`` workers, a chunk of them at a time, under ``seed``.
+
+    ``rows_of(rows)`` gives the per-parameter tensors ([len(rows), *shape] each, in the flat order) and the
+    losses of workers ``rows``; they are concatenated into the rows of the result.
+    """
+    dtype = engine.params[0].dtype
+    out = torch.empty(count, engine.dimension, dtype=dtype, device=engine.device)
+    losses = torch.empty(count, dtype=dtype, device=engine.device)
+    chunk = engine.chunk_size or count
+    with seeded_global_rng(engine.device, seed):
+        for first in range(0, count, chunk):
+            rows = slice(first, min(first + chunk, count))
+            pieces, loss = rows_of(rows)
+            torch.cat([p.reshape(rows.stop - rows.start, -1) for p in pieces], dim=1, out=out[rows])
+            losses[rows] = loss.detach()
+    return out, losses
+
+
 ClientGradients = Callable[[list[torch.Tensor], slice, int], tuple[list[torch.Tensor], torch.Tensor]]
 
 
-def chunked_local_steps(engine: "Engine", inputs: torch.Tensor, targets: torch.Tensor, start: list[torch.Tensor],
-                        gradients: ClientGradients, *, lr: float, momentum: float, l2: float, clip: float | None,
-                        seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """K local steps of every client, a chunk of clients at a time, each chunk with per-client parameters.
+def chunked_local_steps(engine: "Engine", inputs: torch.Tensor, gradients: ClientGradients, *, lr: float,
+                        momentum: float, l2: float, clip: float | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """K local steps of every client, a chunk of clients at a time (`chunked`), each with per-client parameters.
 
-    ``gradients(params, rows, k)`` gives the per-client gradients (in the order of ``start``) and losses of
-    clients ``rows`` at their parameters, on their k-th batch. Returns the updates [m, d] and mean losses [m].
+    ``gradients(params, rows, k)`` gives the per-client gradients (in the flat order) and losses of clients
+    ``rows`` at their parameters, on their k-th batch. Returns the updates [m, d] and mean losses [m].
     """
-    m, steps = inputs.shape[:2]
-    updates = torch.empty(m, engine.dimension, dtype=start[0].dtype, device=engine.device)
-    losses = torch.zeros(m, dtype=start[0].dtype, device=engine.device)
-    chunk = engine.chunk_size or m
-    with seeded_global_rng(engine.device, seed):
-        for first in range(0, m, chunk):
-            rows = slice(first, min(first + chunk, m))
-            count = rows.stop - rows.start
-            params = [p.unsqueeze(0).repeat(count, *([1] * p.dim())) for p in start]
-            velocity = [torch.zeros_like(p) for p in params] if momentum else None
-            for k in range(steps):
-                grads, loss = gradients(params, rows, k)
-                local_step(params, grads, velocity, lr=lr, momentum=momentum, l2=l2, clip=clip)
-                losses[rows] += loss.detach()
-            torch.cat([(p - p0).reshape(count, -1) for p, p0 in zip(params, start)], dim=1, out=updates[rows])
-    return updates, losses / steps
+    steps = inputs.shape[1]
+    start = [p.detach() for p in engine.params]
+
+    def updates(rows: slice) -> tuple[list[torch.Tensor], torch.Tensor]:
+        count = rows.stop - rows.start
+        params = [p.unsqueeze(0).repeat(count, *([1] * p.dim())) for p in start]
+        velocity = [torch.zeros_like(p) for p in params] if momentum else None
+        losses = torch.zeros(count, dtype=start[0].dtype, device=engine.device)
+        for k in range(steps):
+            grads, loss = gradients(params, rows, k)
+            local_step(params, grads, velocity, lr=lr, momentum=momentum, l2=l2, clip=clip)
+            losses += loss.detach()
+        return [p - p0 for p, p0 in zip(params, start)], losses / steps
+
+    return chunked(engine, inputs.shape[0], seed, updates)

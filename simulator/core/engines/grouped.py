@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments.tools import UserException
-from simulator.core.engines.base import Engine, LossFn, chunked_local_steps, flat_parameter_names, seeded_global_rng
+from simulator.core.engines.base import Engine, LossFn, chunked, chunked_local_steps
 
 __all__ = ["GroupedEngine", "SUPPORTED"]
 
@@ -52,9 +52,6 @@ class GroupedEngine(Engine):
             raise UserException(f"The grouped engine takes a sequence of Conv2d, Linear, ReLU, MaxPool2d, Flatten, "
                                 f"dropout and LogSoftmax layers; this model has {', '.join(odd) or 'a grouped conv'}.")
         self.layers = layers
-        named = dict(self.module.named_parameters())
-        self.order = flat_parameter_names(model)
-        self.params = [named[n] for n in self.order]
         owner = {id(p): i for i, p in enumerate(self.params)}
         self.slots = [[owner[id(p)] for p in layer.parameters(recurse=False)] for layer in layers]
         self.dense = not any(isinstance(layer, nn.Conv2d) for layer in layers)
@@ -111,20 +108,11 @@ class GroupedEngine(Engine):
     # ------------------------------------------------------------ engine
     def _compute(self, inputs: torch.Tensor, targets: torch.Tensor, *, update_buffers: bool,
                  seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        k = inputs.shape[0]
-        dtype = self.params[0].dtype
-        gradients = torch.empty(k, self.dimension, dtype=dtype, device=self.device)
-        losses = torch.empty(k, dtype=dtype, device=self.device)
-        chunk = self.chunk_size or k
-        with seeded_global_rng(self.device, seed):
-            for first in range(0, k, chunk):
-                rows = slice(first, min(first + chunk, k))
-                count = rows.stop - rows.start
-                shared = [p.detach().requires_grad_().expand(count, *p.shape) for p in self.params]
-                grads, loss = self._per_worker(shared, inputs[rows], targets[rows], shared=True)
-                torch.cat([g.reshape(count, -1) for g in grads], dim=1, out=gradients[rows])
-                losses[rows] = loss
-        return gradients, losses
+        def gradients(rows: slice) -> tuple[list[torch.Tensor], torch.Tensor]:
+            shared = [p.detach().requires_grad_().expand(rows.stop - rows.start, *p.shape) for p in self.params]
+            return self._per_worker(shared, inputs[rows], targets[rows], shared=True)
+
+        return chunked(self, inputs.shape[0], seed, gradients)
 
     def _local(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float, l2: float,
                clip: float | None, update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,8 +120,7 @@ class GroupedEngine(Engine):
             leaves = [p.detach().requires_grad_() for p in params]  # the same storage as params
             return self._per_worker(leaves, inputs[rows, k], targets[rows, k])
 
-        return chunked_local_steps(self, inputs, targets, [p.detach() for p in self.params], gradients, lr=lr,
-                                   momentum=momentum, l2=l2, clip=clip, seed=seed)
+        return chunked_local_steps(self, inputs, gradients, lr=lr, momentum=momentum, l2=l2, clip=clip, seed=seed)
 
 
 class _SharedLinear(torch.autograd.Function):

@@ -10,10 +10,11 @@ makes it the fallback for models `vmap` cannot take.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import torch
 
-from simulator.core.engines.base import (Engine, LossFn, flat_parameter_names, local_step, seeded_global_rng,
-                                    store_buffer_average)
+from simulator.core.engines.base import Engine, local_step, seeded_global_rng, store_buffer_average
 
 __all__ = ["LoopEngine"]
 
@@ -23,31 +24,21 @@ class LoopEngine(Engine):
 
     name = "loop"
 
-    def __init__(self, model, loss_fn: LossFn, *, chunk_size: int | None = None, seed: int = 0) -> None:
-        super().__init__(model, loss_fn, chunk_size=chunk_size, seed=seed)
-        named = dict(self.module.named_parameters())
-        self.params = [named[name] for name in flat_parameter_names(model)]  # in flat order
-
     def _compute(self, inputs: torch.Tensor, targets: torch.Tensor, *, update_buffers: bool,
                  seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         k = inputs.shape[0]
         first = self.params[0]
         gradients = torch.empty(k, self.dimension, dtype=first.dtype, device=first.device)
         losses = torch.empty(k, dtype=first.dtype, device=first.device)
-        start = {name: b.detach().clone() for name, b in self.module.named_buffers()}
-        updated = {name: torch.empty(k, *b.shape, dtype=b.dtype, device=b.device) for name, b in start.items()}
-        with seeded_global_rng(self.device, seed), torch.enable_grad():
-            for i in range(k):  # the reference: deliberately one worker at a time
-                self._set_buffers(start)
+
+        def worker(i: int) -> None:
+            with torch.enable_grad():
                 loss = self.loss_fn(self.module(inputs[i]), targets[i])
                 grads = torch.autograd.grad(loss, self.params)
-                torch.cat([g.reshape(-1) for g in grads], out=gradients[i])
-                losses[i] = loss.detach()
-                for name, b in self.module.named_buffers():
-                    updated[name][i].copy_(b)
-        self._set_buffers(start)
-        if update_buffers and updated:
-            store_buffer_average(self.module, updated)
+            torch.cat([g.reshape(-1) for g in grads], out=gradients[i])
+            losses[i] = loss.detach()
+
+        self._one_by_one(k, worker, update_buffers=update_buffers, seed=seed)
         return gradients, losses
 
     def _local(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float, l2: float,
@@ -58,36 +49,41 @@ class LoopEngine(Engine):
         updates = torch.empty(m, self.dimension, dtype=first.dtype, device=first.device)
         losses = torch.zeros(m, dtype=first.dtype, device=first.device)
         start = [p.detach().clone() for p in self.params]
-        start_buffers = {name: b.detach().clone() for name, b in self.module.named_buffers()}
-        updated = {name: torch.empty(m, *b.shape, dtype=b.dtype, device=b.device) for name, b in start_buffers.items()}
-        with seeded_global_rng(self.device, seed):
-            for i in range(m):  # the reference: deliberately one client at a time
-                self._set_buffers(start_buffers)
-                params = [p[None].clone() for p in start]  # a batch of one client, as local_step expects
-                velocity = [torch.zeros_like(p) for p in params] if momentum else None
-                for k in range(steps):
-                    self._set_params([p[0] for p in params])
-                    with torch.enable_grad():
-                        loss = self.loss_fn(self.module(inputs[i, k]), targets[i, k])
-                        grads = torch.autograd.grad(loss, self.params)
-                    local_step(params, [g[None] for g in grads], velocity, lr=lr, momentum=momentum, l2=l2,
-                               clip=clip)
-                    losses[i] += loss.detach()
-                torch.cat([(p[0] - p0).reshape(-1) for p, p0 in zip(params, start)], out=updates[i])
-                for name, b in self.module.named_buffers():
-                    updated[name][i].copy_(b)
-        self._set_params(start)
-        self._set_buffers(start_buffers)
-        if update_buffers and updated:
-            store_buffer_average(self.module, updated)
+
+        def client(i: int) -> None:
+            params = [p[None].clone() for p in start]  # a batch of one client, as local_step expects
+            velocity = [torch.zeros_like(p) for p in params] if momentum else None
+            for k in range(steps):
+                _assign(self.params, [p[0] for p in params])
+                with torch.enable_grad():
+                    loss = self.loss_fn(self.module(inputs[i, k]), targets[i, k])
+                    grads = torch.autograd.grad(loss, self.params)
+                local_step(params, [g[None] for g in grads], velocity, lr=lr, momentum=momentum, l2=l2, clip=clip)
+                losses[i] += loss.detach()
+            torch.cat([(p[0] - p0).reshape(-1) for p, p0 in zip(params, start)], out=updates[i])
+
+        self._one_by_one(m, client, update_buffers=update_buffers, seed=seed)
+        _assign(self.params, start)
         return updates, losses / steps
 
-    def _set_params(self, values: list[torch.Tensor]) -> None:
-        with torch.no_grad():
-            for p, v in zip(self.params, values):
-                p.copy_(v)
+    def _one_by_one(self, count: int, work: Callable[[int], None], *, update_buffers: bool, seed: int) -> None:
+        """``work(i)`` for each of ``count`` workers in turn (the reference: deliberately one at a time), each
+        from the same batch-norm buffers; then the buffers are restored, or set to the average of the workers'."""
+        start = {name: b.detach().clone() for name, b in self.module.named_buffers()}
+        updated = {name: torch.empty(count, *b.shape, dtype=b.dtype, device=b.device) for name, b in start.items()}
+        with seeded_global_rng(self.device, seed):
+            for i in range(count):
+                _assign(self.module.buffers(), start.values())
+                work(i)
+                for name, b in self.module.named_buffers():
+                    updated[name][i].copy_(b)
+        _assign(self.module.buffers(), start.values())
+        if update_buffers and updated:
+            store_buffer_average(self.module, updated)
 
-    def _set_buffers(self, values: dict[str, torch.Tensor]) -> None:
-        with torch.no_grad():
-            for name, b in self.module.named_buffers():
-                b.copy_(values[name])
+
+def _assign(targets: Iterable[torch.Tensor], values: Iterable[torch.Tensor]) -> None:
+    """Copy each of ``values`` into its target, outside autograd."""
+    with torch.no_grad():
+        for target, value in zip(targets, values):
+            target.copy_(value)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call, grad_and_value, vmap
 
-from simulator.core.engines.base import (Engine, LossFn, batched_buffers, chunked_local_steps, flat_parameter_names,
-                                         seeded_global_rng, store_buffer_average)
+from simulator.core.engines.base import (Engine, LossFn, batched_buffers, chunked, chunked_local_steps,
+                                         store_buffer_average)
 
 __all__ = ["VmapEngine"]
 
@@ -28,7 +28,6 @@ class VmapEngine(Engine):
 
     def __init__(self, model, loss_fn: LossFn, *, chunk_size: int | None = None, seed: int = 0) -> None:
         super().__init__(model, loss_fn, chunk_size=chunk_size, seed=seed)
-        self.order = flat_parameter_names(model)
         module = self.module
 
         def worker_loss(params, buffers, inputs, targets):
@@ -40,21 +39,15 @@ class VmapEngine(Engine):
 
     def _compute(self, inputs: torch.Tensor, targets: torch.Tensor, *, update_buffers: bool,
                  seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        k = inputs.shape[0]
         params = {name: p.detach() for name, p in self.module.named_parameters()}
-        dtype = params[self.order[0]].dtype
-        gradients = torch.empty(k, self.dimension, dtype=dtype, device=self.device)
-        losses = torch.empty(k, dtype=dtype, device=self.device)
-        buffers = batched_buffers(self.module, k)  # updated in place by batch-norm, one row per worker
-        step = self.chunk_size or k
-        with seeded_global_rng(self.device, seed):
-            for start in range(0, k, step):  # one pass per chunk of workers, not per worker
-                rows = slice(start, min(start + step, k))
-                chunk_buffers = {name: b[rows] for name, b in buffers.items()}
-                grads, loss = self._batched(params, chunk_buffers, inputs[rows], targets[rows])
-                count = rows.stop - rows.start
-                torch.cat([grads[name].reshape(count, -1) for name in self.order], dim=1, out=gradients[rows])
-                losses[rows] = loss.detach()
+        buffers = batched_buffers(self.module, inputs.shape[0])  # updated in place by batch-norm, one row per worker
+
+        def pass_of(rows: slice) -> tuple[list[torch.Tensor], torch.Tensor]:  # one pass per chunk of workers
+            grads, loss = self._batched(params, {name: b[rows] for name, b in buffers.items()}, inputs[rows],
+                                        targets[rows])
+            return [grads[name] for name in self.order], loss
+
+        gradients, losses = chunked(self, inputs.shape[0], seed, pass_of)
         if update_buffers and buffers:
             store_buffer_average(self.module, buffers)
         return gradients, losses
@@ -62,7 +55,6 @@ class VmapEngine(Engine):
     def _local(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float, l2: float,
                clip: float | None, update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """K functional SGD steps of every client at once (per-client parameters), chunked like `_compute`."""
-        named = dict(self.module.named_parameters())
         buffers = batched_buffers(self.module, inputs.shape[0])
 
         def gradients(params: list[torch.Tensor], rows: slice, k: int) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -70,8 +62,8 @@ class VmapEngine(Engine):
                                            inputs[rows, k], targets[rows, k])
             return [grads[n] for n in self.order], loss
 
-        updates, losses = chunked_local_steps(self, inputs, targets, [named[n].detach() for n in self.order],
-                                              gradients, lr=lr, momentum=momentum, l2=l2, clip=clip, seed=seed)
+        updates, losses = chunked_local_steps(self, inputs, gradients, lr=lr, momentum=momentum, l2=l2, clip=clip,
+                                              seed=seed)
         if update_buffers and buffers:
             store_buffer_average(self.module, buffers)
         return updates, losses

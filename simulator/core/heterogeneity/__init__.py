@@ -60,34 +60,28 @@ def partition(targets: torch.Tensor, nb_workers: int, mode: Heterogeneity, gener
     Returns one non-empty int64 CPU tensor of indices per worker, disjoint, covering the set;
     `generator` (a CPU `torch.Generator`) is the only source of randomness.
     """
-    labels = _check_labels(targets)
+    if not isinstance(targets, torch.Tensor) or targets.dim() != 1 or targets.dtype.is_floating_point:
+        raise UserException("Partitioning needs the training labels as a 1-D integer tensor.")
+    labels = targets.detach().to("cpu", torch.int64)
+    if labels.numel() > 0 and labels.min() < 0:
+        raise UserException("Partitioning needs non-negative class labels.")
     if isinstance(nb_workers, bool) or not isinstance(nb_workers, int) or nb_workers < 1:
         raise UserException(f"The number of workers must be a positive integer, got {nb_workers!r}.")
     if labels.numel() < nb_workers:
         raise UserException(
             f"Cannot give each of {nb_workers} workers a sample of a training set of {labels.numel()} samples.")
     parts = mode.split(labels, nb_workers, generator)
-    sizes = torch.tensor([len(p) for p in parts])
-    if (sizes == 0).any():
+    empty = sum(len(p) == 0 for p in parts)
+    if empty:
         raise UserException(
-            f"Heterogeneity {mode.spec!r} left {int((sizes == 0).sum())} of {nb_workers} workers without any "
+            f"Heterogeneity {mode.spec!r} left {empty} of {nb_workers} workers without any "
             f"sample; use fewer workers or a milder setting.")
     return parts
 
 
-def _check_labels(targets: torch.Tensor) -> torch.Tensor:
-    if not isinstance(targets, torch.Tensor) or targets.dim() != 1 or targets.dtype.is_floating_point:
-        raise UserException("Partitioning needs the training labels as a 1-D integer tensor.")
-    labels = targets.detach().to("cpu", torch.int64)
-    if labels.numel() > 0 and labels.min() < 0:
-        raise UserException("Partitioning needs non-negative class labels.")
-    return labels
-
-
 def _label_sorted(indices: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """The given indices (already in random order) stably sorted by their label."""
-    order = torch.sort(labels[indices], stable=True).indices
-    return indices[order]
+    return indices[torch.sort(labels[indices], stable=True).indices]
 
 
 @register("iid")
@@ -121,9 +115,8 @@ class Gamma(Heterogeneity):
         cut = int(self.iid_fraction * labels.numel())
         similar = torch.tensor_split(perm[:cut], n)
         # the sorted shards make up the difference, so every worker ends with N/n samples (+-1)
-        totals = torch.tensor([len(share) for share in torch.tensor_split(perm, n)])
-        rest_sizes = totals - torch.tensor([len(share) for share in similar])
-        sorted_rest = torch.split(_label_sorted(perm[cut:], labels), rest_sizes.tolist())
+        rest_sizes = [len(share) - len(part) for share, part in zip(torch.tensor_split(perm, n), similar)]
+        sorted_rest = torch.split(_label_sorted(perm[cut:], labels), rest_sizes)
         return [torch.cat(pair) for pair in zip(similar, sorted_rest)]
 
 
@@ -143,8 +136,11 @@ class Dirichlet(Heterogeneity):
         grouped = _label_sorted(perm, labels)  # classes contiguous, random order inside each class
         classes, counts = torch.unique_consecutive(labels[grouped], return_counts=True)
         rank = torch.arange(grouped.numel()) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-        for _ in range(_DIRICHLET_DRAWS):
-            owner = _dirichlet_owners(rng, self.alpha, n, counts, rank)
+        for _ in range(_DIRICHLET_DRAWS):  # the worker of each sample: class c is cut at floor(cumsum(p_c) * N_c)
+            proportions = torch.from_numpy(rng.dirichlet(np.full(n, self.alpha), size=len(counts)))
+            cuts = torch.floor(torch.cumsum(proportions, dim=1) * counts[:, None].double()).long()
+            cuts[:, -1] = counts  # rounding never drops the last samples of a class
+            owner = (rank[:, None] >= torch.repeat_interleave(cuts, counts, dim=0)).sum(dim=1)
             sizes = torch.bincount(owner, minlength=n)
             if (sizes > 0).all():
                 break
@@ -154,12 +150,3 @@ class Dirichlet(Heterogeneity):
         order = torch.sort(owner, stable=True).indices
         return list(torch.split(grouped[order], sizes.tolist()))
 
-
-def _dirichlet_owners(rng: np.random.Generator, alpha: float, n: int, counts: torch.Tensor,
-                      rank: torch.Tensor) -> torch.Tensor:
-    """Worker of each sample (grouped by class): class c is cut at floor(cumsum(p_c) * N_c)."""
-    proportions = torch.from_numpy(rng.dirichlet(np.full(n, alpha), size=len(counts)))
-    cuts = torch.floor(torch.cumsum(proportions, dim=1) * counts[:, None].double()).long()
-    cuts[:, -1] = counts  # rounding never drops the last samples of a class
-    cuts_per_sample = torch.repeat_interleave(cuts, counts, dim=0)
-    return (rank[:, None] >= cuts_per_sample).sum(dim=1)
