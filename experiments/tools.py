@@ -16,6 +16,9 @@ class UserException(Exception):
     """An error caused by the user's input (bad name, bad n/f, bad file...)."""
 
 
+_LISTED = 40  # names an unknown-name message lists at most
+
+
 class UnavailableException(UserException):
     """An unknown name was asked for; the message lists the available ones.
 
@@ -31,7 +34,9 @@ class UnavailableException(UserException):
         self.available = sorted(set(available))
         close = difflib.get_close_matches(str(name), self.available, n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        listing = ", ".join(self.available) if self.available else "(none)"
+        shown = self.available[:_LISTED]  # a catalogue of hundreds (torchvision's models) stays one short line
+        listing = ", ".join(shown) + (f", ... ({len(self.available)} in all)" if len(self.available) > _LISTED else "")
+        listing = listing or "(none)"
         super().__init__(f"Unknown {kind} {name!r}.{hint} Available: {listing}.")
 
 

@@ -48,9 +48,22 @@ def add_runner_options(parser: argparse.ArgumentParser, what: str) -> None:
 def runner_options(args: argparse.Namespace) -> dict:
     """`run_grid`'s keyword arguments from the runner options, checked (`UserException`) before anything runs."""
     shard = parse_shard(args.shard) if args.shard else None
-    if args.jobs < 1:
-        raise UserException(f"--jobs must be at least 1, got {args.jobs}.")
+    if args.jobs < 1 or (args.threads is not None and args.threads < 1):
+        raise UserException(f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}.")
+    if args.records is not None:
+        _writable_folder(Path(args.records), "--records")
     return {"jobs": args.jobs, "threads": args.threads, "shard": shard, "progress": not args.quiet}
+
+
+def _writable_folder(path: Path, option: str) -> None:
+    """Create ``path`` if needed, or say in one line why it cannot take files: before any run is made."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".byzsim-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise UserException(f"{option} {str(path)!r} cannot take files: {err.strerror or err}.") from None
 
 
 def _own(root: Path, name: str, several: bool) -> Path:

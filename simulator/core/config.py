@@ -142,7 +142,7 @@ class Config:
     # Bookkeeping
     eval_every: int = _f(50, "evaluate on the test set every this many steps (and at the first and last)", "[1, inf)")
     checkpoint_every: int = _f(100, "write a resumable checkpoint every this many steps", "[1, inf)")
-    seed: int = _f(1, "seed of every random generator of the run")
+    seed: int = _f(1, "seed of every random generator of the run", "[0, inf)")
     device: str = _f("cpu", 'torch device, e.g. "cpu", "cuda", "cuda:1"')
     engine: str = _f("auto", 'gradient engine spec, e.g. "vmap(chunk_size=8)" or "grouped(memory_budget=4)" (GiB; '
                              "default 80%% of a GPU's free memory) (see `byzsim list engines`)")

@@ -123,6 +123,7 @@ def run(config: Config, *, progress: bool = True) -> RunResult | None:
 def _train(sim: Simulation, store: RunFolder, elapsed: float, progress: bool) -> RunResult:
     """Train from the simulation's current step to the end, checkpointing as configured."""
     config = sim.config
+    store.remove_temporaries()  # of a write killed with the run this resumes
     store.write_json(CONFIG, config.to_dict())
     started = time.perf_counter() - elapsed
     bar = tqdm(total=config.steps, initial=sim.t, disable=not progress, desc=config.run_id()[:40], leave=False)
@@ -142,4 +143,5 @@ def _train(sim: Simulation, store: RunFolder, elapsed: float, progress: bool) ->
     elapsed = time.perf_counter() - started
     _save(store, sim, elapsed)
     store.write_json(SUMMARY, _summary(sim, elapsed))
+    store.remove_temporaries()
     return load_result(store.path)

@@ -76,6 +76,11 @@ class RunFolder:
             return None
         return torch.load(path, map_location="cpu", weights_only=False)
 
+    def remove_temporaries(self) -> None:
+        """Delete what a write killed half-way left (``.NAME.*.tmp``, see `atomic_write`): the run owns its folder."""
+        for stale in self.path.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+
     def copy_from(self, source: str | Path, names: Iterable[str]) -> None:
         """Copy the named files of ``source`` here in order (the summary last: a copy cut short is unfinished)."""
         for name in names:

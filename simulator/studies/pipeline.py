@@ -50,6 +50,7 @@ class Reproduction:
 def choose_dataset(study: Study, dataset: str | None, data_root: str | None) -> tuple[str, str]:
     """(dataset, why): the one asked for, else the paper's if found locally, else Fashion-MNIST."""
     if dataset:
+        datasets.load_tensors(dataset, False, data_root)  # an unknown or missing one is one line, before any run
         return dataset, "asked for with --dataset"
     for name, why in ((study.paper_dataset, "the paper's dataset, found locally"),
                       (STAND_IN, f"the paper's {study.paper_dataset} was not found locally (--data-root); "
