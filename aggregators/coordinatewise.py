@@ -1,8 +1,10 @@
 """Shared coordinate-wise statistics over dim 0, all read from one sorted copy.
 
-Each coordinate-wise rule sorts the n values of every coordinate (NaN above
-+inf, so a NaN entry is an extreme value that gets trimmed instead of
-propagating) and reads its statistic off the sorted values:
+Each coordinate-wise rule sorts the n values of every coordinate and reads its
+statistic off the sorted values. A NaN or an infinity is a value missing from a
+Byzantine worker: a coordinate holding m of them is computed on its n - m
+finite values with f reduced to max(f - m, 0) (`with_missing`), so a trivially
+detectable attack costs no more than sending nothing. The statistics:
 
 - `median`: the middle value, or the mean of the two middle values (even n);
 - `trimmed_mean`: the mean of the values left after dropping ``trim`` at each end;
@@ -23,13 +25,14 @@ their conventions are fixed here, in the eager code:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
 from aggregators import fused
 from aggregators.sorting import sort_rows, sorted_rows
 
-__all__ = ["sort_rows", "median", "trimmed_mean", "mean_around_median", "mean_around_trimmed_mean",
+__all__ = ["sort_rows", "median", "trimmed_mean", "mean_around_median", "mean_around_trimmed_mean", "with_missing",
            "sorted_median", "sorted_trimmed_mean", "sorted_mean_of_closest"]
 
 
@@ -91,41 +94,77 @@ def sorted_mean_of_closest(s: torch.Tensor, centre: torch.Tensor, k: int) -> tor
     return total.div_(k) + 0.0
 
 
-def median(x: torch.Tensor) -> torch.Tensor:
-    """Coordinate-wise median; the mean of the two middle values when n is even."""
-    out = fused.select(x, fused.MEDIAN)
-    if out is not None:
-        return out
-    n = x.shape[0]
-    return sorted_median(sorted_rows(x, range((n - 1) // 2, n // 2 + 1)))
+def with_missing(compute: Callable[[torch.Tensor, int], tuple[torch.Tensor, bool]], x: torch.Tensor,
+                 f: int) -> torch.Tensor:
+    """``compute(x, f)`` per coordinate, a non-finite value counting as a value missing from a Byzantine worker.
 
-
-def trimmed_mean(x: torch.Tensor, trim: int) -> torch.Tensor:
-    """Coordinate-wise mean after dropping the ``trim`` largest and ``trim`` smallest values.
-
-    With ``trim = 0`` it is the plain mean (``x.mean(dim=0)``: nothing to sort).
+    ``compute`` gives the statistic of every column and whether columns holding a NaN or an infinity
+    came out NaN (the fused kernels mark them so); those columns are computed again on their finite
+    values alone, with f reduced by the number of values dropped (never below 0), grouped by that
+    number: one call per distinct count, not per coordinate. A column with no finite value is NaN.
     """
-    if trim == 0:
-        return x.mean(dim=0)
-    out = fused.select(x, fused.TRIMMED_MEAN, trim=trim)
-    if out is not None:
+    out, marked = compute(x, f)
+    bad = out.isnan() if marked else ~torch.isfinite(x).all(dim=0)
+    if not bool(bad.any()):
         return out
-    return sorted_trimmed_mean(sorted_rows(x, range(trim, x.shape[0] - trim)), 0)
+    columns = bad.nonzero()[:, 0]
+    values = x[:, columns]
+    missing = (~torch.isfinite(values)).sum(dim=0)
+    finite_first = values.nan_to_num(nan=math.inf, posinf=math.inf, neginf=math.inf).sort(dim=0).values
+    n = x.shape[0]
+    for count in missing.unique().tolist():
+        mine = columns[missing == count]
+        kept = finite_first[:n - count, missing == count].contiguous()
+        out[mine] = compute(kept, max(f - count, 0))[0] if count < n else math.nan
+    return out
 
 
-def mean_around_median(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Per coordinate, the mean of the k values closest to the median (MeaMed; Bulyan's second phase)."""
-    out = fused.select(x, fused.CLOSEST_TO_MEDIAN, k=k)
-    if out is not None:
-        return out
+def _fused_or(x: torch.Tensor, stat: int, eager: Callable[[], torch.Tensor], trim: int = 0,
+              k: int = 1) -> tuple[torch.Tensor, bool]:
+    """The fused kernel's result (non-finite columns marked NaN), else the eager one's (unmarked)."""
+    out = fused.select(x, stat, trim=trim, k=k)
+    return (out, True) if out is not None else (eager(), False)
+
+
+def median(x: torch.Tensor, f: int = 0) -> torch.Tensor:
+    """Coordinate-wise median of the finite values; the mean of the two middle values when their count is even."""
+    def compute(x: torch.Tensor, f: int) -> tuple[torch.Tensor, bool]:
+        n = x.shape[0]
+        return _fused_or(x, fused.MEDIAN, lambda: sorted_median(sorted_rows(x, range((n - 1) // 2, n // 2 + 1))))
+    return with_missing(compute, x, f)
+
+
+def trimmed_mean(x: torch.Tensor, f: int) -> torch.Tensor:
+    """Coordinate-wise mean after dropping the ``f`` largest and ``f`` smallest values (of the finite ones).
+
+    With ``f = 0`` it is the plain mean (``x.mean(dim=0)``: nothing to sort).
+    """
+    def compute(x: torch.Tensor, f: int) -> tuple[torch.Tensor, bool]:
+        if f == 0:
+            return x.mean(dim=0), False
+        rows = range(f, x.shape[0] - f)
+        return _fused_or(x, fused.TRIMMED_MEAN, lambda: sorted_trimmed_mean(sorted_rows(x, rows), 0), trim=f)
+    return with_missing(compute, x, f)
+
+
+def mean_around_median(x: torch.Tensor, f: int, spread: int = 1) -> torch.Tensor:
+    """Per coordinate, the mean of the n - spread f values closest to the median (MeaMed: spread 1; Bulyan's
+    second phase: spread 2, over its selected vectors)."""
+    def compute(x: torch.Tensor, f: int) -> tuple[torch.Tensor, bool]:
+        k = x.shape[0] - spread * f
+        return _fused_or(x, fused.CLOSEST_TO_MEDIAN, lambda: _around(x, k, sorted_median), k=k)
+    return with_missing(compute, x, f)
+
+
+def mean_around_trimmed_mean(x: torch.Tensor, f: int) -> torch.Tensor:
+    """Per coordinate, the mean of the n - f values closest to the ``f``-trimmed mean (Phocas)."""
+    def compute(x: torch.Tensor, f: int) -> tuple[torch.Tensor, bool]:
+        k = x.shape[0] - f
+        return _fused_or(x, fused.CLOSEST_TO_TRIMMED_MEAN, lambda: _around(x, k, lambda s: sorted_trimmed_mean(s, f)),
+                         trim=f, k=k)
+    return with_missing(compute, x, f)
+
+
+def _around(x: torch.Tensor, k: int, centre: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     s = sort_rows(x)
-    return sorted_mean_of_closest(s, sorted_median(s), k)
-
-
-def mean_around_trimmed_mean(x: torch.Tensor, trim: int, k: int) -> torch.Tensor:
-    """Per coordinate, the mean of the k values closest to the ``trim``-trimmed mean (Phocas)."""
-    out = fused.select(x, fused.CLOSEST_TO_TRIMMED_MEAN, trim=trim, k=k)
-    if out is not None:
-        return out
-    s = sort_rows(x)
-    return sorted_mean_of_closest(s, sorted_trimmed_mean(s, trim), k)
+    return sorted_mean_of_closest(s, centre(s), k)

@@ -30,7 +30,7 @@ __all__ = ["SOURCE", "FLAGS", "ABI", "cache_dir", "generic_source", "specialised
 
 SOURCE = Path(__file__).resolve().parent / "csrc" / "select.cpp"
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fopenmp", "-fPIC", "-shared", "-std=c++17")
-ABI = 2  # BYZSIM_SELECT_ABI in select.cpp
+ABI = 3  # BYZSIM_SELECT_ABI in select.cpp
 _C_TYPES = {"float32": "float", "float64": "double"}
 
 

@@ -42,10 +42,10 @@ import torch  # noqa: E402
 from aggregators import coordinatewise, fused, kernels  # noqa: E402
 
 STATISTICS = {
-    "median": lambda x, f: coordinatewise.median(x),
+    "median": lambda x, f: coordinatewise.median(x, f),
     "trmean": lambda x, f: coordinatewise.trimmed_mean(x, f),
-    "meamed": lambda x, f: coordinatewise.mean_around_median(x, x.shape[0] - f),
-    "phocas": lambda x, f: coordinatewise.mean_around_trimmed_mean(x, f, x.shape[0] - f),
+    "meamed": lambda x, f: coordinatewise.mean_around_median(x, f),
+    "phocas": lambda x, f: coordinatewise.mean_around_trimmed_mean(x, f),
 }
 
 # Each snippet runs in a fresh process and prints one JSON line: seconds of compile (first call) and per call.

@@ -15,8 +15,10 @@
 //   block (16 floats each) stay in registers. It is built on request.
 //
 // Results are bit for bit those of aggregators.coordinatewise's eager path:
-// - NaN sorts above +inf: a coordinate holding a NaN is re-sorted with a
-//   stable NaN-last insertion sort (what torch.sort gives the eager path);
+// - a coordinate holding a NaN or an infinity comes out NaN: the caller
+//   computes it again on its finite values (they are missing values, see
+//   aggregators.coordinatewise); every other output is + z, where z, the sum
+//   of 0 * v over the column, is a zero and leaves the output's bits as they are;
 // - sums run sequentially over the kept sorted values in ascending order and
 //   are divided by their count, as the eager path does;
 // - every output gets + 0, so a zero result is +0 whatever order the network
@@ -28,7 +30,7 @@
 #include <cstring>
 #include <limits>
 
-#define BYZSIM_SELECT_ABI 2
+#define BYZSIM_SELECT_ABI 3
 
 namespace {
 
@@ -115,22 +117,6 @@ typename Vec<T>::type statistic(const typename Vec<T>::type* r, int stride, cons
   return out + T(0);  // a zero result is +0
 }
 
-template <typename T>
-inline bool nan_last_less(T a, T b) { return a < b || (b != b && a == a); }
-
-// Column `column` of x (n rows, ld apart), stable-sorted with NaN last, into lane `lane` of rows w lanes wide.
-template <typename T>
-void sort_column(const T* x, int64_t n, int64_t ld, int64_t column, T* rows, int w, int lane) {
-  T col[256];
-  for (int64_t i = 0; i < n; ++i) {
-    const T v = x[i * ld + column];
-    int64_t j = i;
-    while (j > 0 && nan_last_less(v, col[j - 1])) { col[j] = col[j - 1]; --j; }
-    col[j] = v;
-  }
-  for (int64_t i = 0; i < n; ++i) rows[i * w + lane] = col[i];
-}
-
 // Runs block(c0) over every block of W coordinates, on `threads` OpenMP threads when the input is large.
 template <int W, class Block>
 void for_each_block(int64_t n, int64_t d, int threads, const Block& block) {
@@ -149,22 +135,11 @@ void fixed_block(const T* x, int64_t ld, T* out) {
   Lanes r[N];
 #pragma GCC unroll 128
   for (int i = 0; i < N; ++i) std::memcpy(&r[i], x + i * ld, 64);
-  auto nan = r[0] != r[0];
+  Lanes z = r[0] * T(0);  // NaN in the lanes holding a NaN or an infinity, a zero elsewhere
 #pragma GCC unroll 128
-  for (int i = 1; i < N; ++i) nan |= r[i] != r[i];
+  for (int i = 1; i < N; ++i) z += r[i] * T(0);
   Net::apply(r);
-  bool any = false;
-  for (int w = 0; w < L; ++w) any |= nan[w] != 0;
-  if (any) {  // rare: re-sort the columns holding a NaN, in a copy (r itself stays in registers)
-    T rows[N * L];
-#pragma GCC unroll 128
-    for (int i = 0; i < N; ++i) std::memcpy(rows + i * L, &r[i], 64);
-    for (int w = 0; w < L; ++w)
-      if (nan[w] != 0) sort_column(x, N, ld, w, rows, L, w);
-#pragma GCC unroll 128
-    for (int i = 0; i < N; ++i) std::memcpy(&r[i], rows + i * L, 64);
-  }
-  const Lanes o = statistic<T>(r, 1, Shape());
+  const Lanes o = statistic<T>(r, 1, Shape()) + z;
   std::memcpy(out, &o, 64);
 }
 
@@ -190,27 +165,20 @@ void generic_block(const T* x, int64_t ld, int64_t width, const Runtime& s, cons
   typedef typename Vec<T>::type Lanes;
   constexpr int L = 64 / sizeof(T), per_row = W / L;
   alignas(64) T buf[128 * W];
-  unsigned char nan[W] = {0};
-  for (int64_t i = 0; i < s.n; ++i) {
-    const T* row = x + i * ld;
-    T* b = buf + i * W;
-    if (width == W) {
-      for (int w = 0; w < W; ++w) { b[w] = row[w]; nan[w] |= row[w] != row[w]; }
-    } else {
-      for (int w = 0; w < W; ++w) { b[w] = w < width ? row[w] : T(0); nan[w] |= b[w] != b[w]; }
-    }
-  }
+  for (int64_t i = 0; i < s.n; ++i)
+    for (int w = 0; w < W; ++w) buf[i * W + w] = w < width ? x[i * ld + w] : T(0);
   Lanes* rows = reinterpret_cast<Lanes*>(buf);
+  Lanes z[per_row] = {};  // NaN in the lanes holding a NaN or an infinity, a zero elsewhere
+  for (int64_t i = 0; i < s.n; ++i)
+    for (int q = 0; q < per_row; ++q) z[q] += rows[i * per_row + q] * T(0);
   for (int64_t p = 0; p < npairs; ++p) {
     Lanes* a = rows + pairs[2 * p] * per_row;
     Lanes* b = rows + pairs[2 * p + 1] * per_row;
     for (int q = 0; q < per_row; ++q) exchange(a[q], b[q]);
   }
-  for (int w = 0; w < width; ++w)
-    if (nan[w]) sort_column(x, s.n, ld, w, buf, W, w);
   alignas(64) T result[W];
   for (int q = 0; q < per_row; ++q)
-    *reinterpret_cast<Lanes*>(result + q * L) = statistic<T>(rows + q, per_row, s);
+    *reinterpret_cast<Lanes*>(result + q * L) = statistic<T>(rows + q, per_row, s) + z[q];
   std::memcpy(out, result, sizeof(T) * width);
 }
 

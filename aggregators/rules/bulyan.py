@@ -22,9 +22,8 @@ class Bulyan(Rule):
 
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         n = gradients.shape[0]
-        theta, beta = n - 2 * f, n - 4 * f
-        selected = bulyan_selection(squared_distances(gradients), f, theta)
-        return mean_around_median(gradients[selected], beta)
+        selected = bulyan_selection(squared_distances(gradients), f, n - 2 * f)
+        return mean_around_median(gradients[selected], f, spread=2)  # beta = theta - 2f = n - 4f
 
 
 def bulyan_selection(dist: torch.Tensor, f: int, theta: int) -> torch.Tensor:

@@ -18,4 +18,4 @@ class MeanAroundMedian(Rule):
     bound = (2, 1)
 
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
-        return mean_around_median(gradients, gradients.shape[0] - f)
+        return mean_around_median(gradients, f)

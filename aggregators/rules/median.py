@@ -18,4 +18,4 @@ class Median(Rule):
     bound = (2, 1)
 
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
-        return median(gradients)
+        return median(gradients, f)

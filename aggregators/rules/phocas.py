@@ -18,4 +18,4 @@ class Phocas(Rule):
     bound = (2, 1)
 
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
-        return mean_around_trimmed_mean(gradients, f, gradients.shape[0] - f)
+        return mean_around_trimmed_mean(gradients, f)

@@ -8,7 +8,11 @@
   one seed before it repeats any (a study spread over several sittings can be
   read after each).
 - Failures: a run that raises is recorded in ``<output>/errors/<run id>.txt``
-  (its configuration and traceback) and does not stop the others.
+  (its configuration and traceback) and does not stop the others. A worker
+  process that dies (killed, out of memory) takes its run with it: the runs it
+  lost go to fresh workers and resume from their last checkpoint; after
+  ``WORKER_TRIES`` pools in a row whose workers die before finishing any run
+  (workers that cannot start), the grid stops with one line naming the cause.
 - ``jobs``: that many runs at a time in worker processes that live for the
   whole grid (importing torch costs seconds; a small run must not pay it),
   each with ``threads`` torch threads (default 1).
@@ -26,6 +30,8 @@ import multiprocessing
 import signal
 import threading
 import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +51,7 @@ from simulator.grid.spec import Grid
 __all__ = ["GridOutcome", "parse_shard", "shard_of", "seed_major", "prepare", "run_grid", "GRID_FILE", "ERRORS"]
 
 GRID_FILE, ERRORS = "grid.toml", "errors"
+WORKER_TRIES = 3  # pools whose workers die in a row, no run finished, before a grid stops
 
 
 @dataclass
@@ -156,12 +163,37 @@ def _execute(configs: list[Config], jobs: int, threads: int | None) -> Iterator[
             torch.set_num_threads(threads)
         yield from map(_run_one, payloads)
         return
-    context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked OpenMP state
-    with handling(signal.SIGTERM, _interrupt), \
-            context.Pool(min(jobs, len(configs)), initializer=_init_worker, initargs=(threads or 1,)) as pool:
-        yield from pool.imap_unordered(_run_one, payloads)
-        pool.close()  # the workers exit on their own (leaving the block would kill them)
-        pool.join()
+    pending, broken = {c.run_id(): payload for c, payload in zip(configs, payloads)}, 0
+    with handling(signal.SIGTERM, _interrupt):
+        while pending:  # a pool whose worker dies is broken: its lost runs go to a new one (they resume)
+            lost, finished_one = {}, False
+            pool = ProcessPoolExecutor(min(jobs, len(pending)), multiprocessing.get_context("spawn"),  # no forked
+                                       initializer=_init_worker, initargs=(threads or 1,))  # OpenMP state
+            try:
+                futures = {pool.submit(_run_one, payload): run_id for run_id, payload in pending.items()}
+                for future in as_completed(futures):
+                    if isinstance(future.exception(), BrokenProcessPool):
+                        lost[futures[future]], cause = pending[futures[future]], future.exception()
+                        continue
+                    finished_one = True
+                    yield future.result()
+            except BaseException:
+                _stop(pool)
+                raise
+            pool.shutdown()
+            pending, broken = lost, 0 if finished_one else broken + 1
+            if pending and broken == WORKER_TRIES:
+                raise UserException(f"The grid's worker processes died {broken} times in a row before finishing a "
+                                    f"run ({cause}); if they die at start-up, does the script that runs the grid "
+                                    f"guard its code with `if __name__ == \"__main__\":`? Unfinished runs resume "
+                                    f"when the grid is run again.")
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End the pool's workers now (an interrupted grid must not leave them running orphaned runs)."""
+    for process in list(pool._processes.values()):  # the executor has no public way to end running workers
+        process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -19,11 +19,11 @@ ROOT = Path(__file__).resolve().parents[2]
 needs_compiler = pytest.mark.skipif(shutil.which("g++") is None, reason="no C++ compiler (g++)")
 
 STATISTICS = {  # (x, f) -> the statistic each rule computes, as the rules call it
-    "median": lambda x, f: coordinatewise.median(x),
+    "median": lambda x, f: coordinatewise.median(x, f),
     "trmean": lambda x, f: coordinatewise.trimmed_mean(x, f),
-    "meamed": lambda x, f: coordinatewise.mean_around_median(x, x.shape[0] - f),
-    "phocas": lambda x, f: coordinatewise.mean_around_trimmed_mean(x, f, x.shape[0] - f),
-    "bulyan-phase-2": lambda x, f: (coordinatewise.mean_around_median(x[:x.shape[0] - 2 * f], x.shape[0] - 4 * f)
+    "meamed": lambda x, f: coordinatewise.mean_around_median(x, f),
+    "phocas": lambda x, f: coordinatewise.mean_around_trimmed_mean(x, f),
+    "bulyan-phase-2": lambda x, f: (coordinatewise.mean_around_median(x[:x.shape[0] - 2 * f], f, spread=2)
                                     if x.shape[0] >= 4 * f + 3 else torch.zeros(1)),
 }
 SPECIALISED = [(2, 0, torch.float32), (7, 2, torch.float32), (26, 5, torch.float32), (9, 2, torch.float64)]

@@ -148,3 +148,19 @@ def test_pruned_network_selects_the_wanted_positions(n, seed, data):
     x[torch.rand(n, 6, generator=g) < 0.1] = math.nan
     expected = x.sort(dim=0).values[wanted.start:wanted.stop]
     torch.testing.assert_close(sorted_rows(x, wanted), expected, rtol=0, atol=0, equal_nan=True)
+
+
+# Columns: one NaN among five (f = 1), none, two infinities (more than f), nothing finite.
+MISSING = torch.tensor([[1.0, 1.0, math.inf, math.nan], [2.0, 2.0, -math.inf, math.inf], [3.0, 3.0, 1.0, math.nan],
+                        [math.nan, 4.0, 2.0, -math.inf], [100.0, 100.0, 3.0, math.nan]])
+
+
+@pytest.mark.parametrize("spec, expected", [
+    # one missing: f drops to 0 over the 4 finite values; none: as ever; two missing (> f): f = 0 over 3
+    ("median", [2.5, 3.0, 2.0, math.nan]),
+    ("trmean", [26.5, 3.0, 2.0, math.nan]),      # (1 + 2 + 3 + 100) / 4; (2 + 3 + 4) / 3
+    ("meamed", [26.5, 2.5, 2.0, math.nan]),      # the n' - f' = 4 values closest to 2.5: all of them
+    ("phocas", [26.5, 2.5, 2.0, math.nan]),
+])
+def test_a_non_finite_value_is_missing_and_f_shrinks_by_the_values_dropped(spec, expected):
+    torch.testing.assert_close(aggregators.get(spec)(MISSING, 1), torch.tensor(expected), equal_nan=True)
