@@ -14,7 +14,8 @@ def _write_finished_run(config: Config, accuracy: Sequence[float], *, losses: Se
     """Write the run folder of ``config`` as a finished run would leave it, without training.
 
     One evaluation every 10 steps with the given test accuracies (test losses 1.0 unless given, validation
-    columns blank unless ``val`` is), an empty metrics.csv, config.json, and summary.json written last.
+    columns blank unless ``val`` is), a metrics.csv of zeros up to the last step, config.json, and summary.json
+    (the steps and the accuracies) written last.
     """
     folder = RunFolder(config.folder())
     losses = [1.0] * len(accuracy) if losses is None else losses
@@ -22,9 +23,10 @@ def _write_finished_run(config: Config, accuracy: Sequence[float], *, losses: Se
              "val_accuracy": "" if val is None else val[i], "val_loss": "" if val is None else 1.0}
             for i, (a, loss) in enumerate(zip(accuracy, losses))]
     folder.write_csv(EVALS, EVAL_COLUMNS, rows)
-    folder.write_csv(METRICS, METRIC_COLUMNS, [])
+    steps = rows[-1]["step"]
+    folder.write_csv(METRICS, METRIC_COLUMNS, [{**dict.fromkeys(METRIC_COLUMNS, 0.0), "step": t} for t in range(steps)])
     folder.write_json(CONFIG, config.to_dict())
-    folder.write_json(SUMMARY, {})
+    folder.write_json(SUMMARY, {"steps": steps, "final_accuracy": accuracy[-1], "best_accuracy": max(accuracy)})
     return folder.path
 
 

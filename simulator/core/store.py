@@ -18,6 +18,7 @@ import torch
 
 from experiments.atomic import atomic_write
 from experiments.checkpoint import atomic_save
+from experiments.tools import UserException
 
 __all__ = ["CONFIG", "METRICS", "EVALS", "SUMMARY", "CHECKPOINT", "RunFolder", "RunResult", "atomic_write",
            "csv_bytes", "finished", "load_result", "read_csv", "varying"]
@@ -36,9 +37,12 @@ def csv_bytes(columns: Sequence[str], rows: Iterable[dict]) -> bytes:
 
 
 def read_csv(path: Path) -> list[dict[str, Any]]:
-    """Rows of a CSV file written by `csv_bytes`, numbers parsed back."""
+    """Rows of a CSV file written by `csv_bytes`, numbers parsed back; `ValueError` for a row cut short."""
     with open(path, newline="") as handle:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+        rows = list(csv.DictReader(handle))
+    if any(None in row or None in row.values() for row in rows):
+        raise ValueError("a row is cut short or has more fields than the header")
+    return [{k: _number(v) for k, v in row.items()} for row in rows]
 
 
 def _number(text: str) -> Any:
@@ -74,7 +78,11 @@ class RunFolder:
         path = self.file(CHECKPOINT)
         if not path.exists():
             return None
-        return torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:  # truncated, empty or foreign bytes: torch's zip and unpickling errors
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise UserException(f"{path} is damaged ({first}): delete it to restart the run from step 0.") from None
 
     def remove_temporaries(self) -> None:
         """Delete what a write killed half-way left (``.NAME.*.tmp``, see `atomic_write`): the run owns its folder."""
@@ -88,8 +96,30 @@ class RunFolder:
 
 
 def finished(folder: str | Path) -> bool:
-    """Whether the run in ``folder`` has finished: its summary is written last, so only a finished run has one."""
-    return (Path(folder) / SUMMARY).exists()
+    """Whether the run in ``folder`` has finished: its summary (written last) is there, and `damage` finds nothing."""
+    return (Path(folder) / SUMMARY).exists() and damage(folder) is None
+
+
+def damage(folder: str | Path) -> str | None:
+    """What is wrong with the files of a finished run (e.g. cut short by a full disk), or None when they agree.
+
+    The summary must be a JSON object naming the steps; the evaluations must end at that step and the
+    per-step metrics at the step before it; config.json must be a JSON object.
+    """
+    store, read = RunFolder(folder), {}
+    for name in (SUMMARY, CONFIG, EVALS, METRICS):
+        try:
+            read[name] = store.read_json(name) if name.endswith(".json") else read_csv(store.file(name))
+        except (OSError, ValueError) as err:  # JSONDecodeError is a ValueError
+            return f"{name} cannot be read ({getattr(err, 'strerror', None) or err})"
+    summary, config, evaluations, metrics = (read[name] for name in (SUMMARY, CONFIG, EVALS, METRICS))
+    if not isinstance(summary, dict) or not isinstance(summary.get("steps"), int) or not isinstance(config, dict):
+        return f"{SUMMARY} or {CONFIG} is not the JSON object a run writes"
+    if not evaluations or evaluations[-1].get("step") != summary["steps"]:
+        return f"{EVALS} does not end at the run's last step ({summary['steps']})"
+    if summary["steps"] and (not metrics or metrics[-1].get("step") != summary["steps"] - 1):
+        return f"{METRICS} does not end at the run's last step"
+    return None
 
 
 @dataclass
@@ -108,8 +138,15 @@ class RunResult:
 
 
 def load_result(folder: str | Path, *, metrics: bool = True) -> RunResult:
-    """Read a finished run's files (``metrics.csv`` only with ``metrics``): the one reader of run folders."""
+    """Read a finished run's files (``metrics.csv`` only with ``metrics``): the one reader of run folders.
+
+    Damaged files are one `UserException` naming the file and what to do.
+    """
     store = RunFolder(folder)
+    problem = damage(folder)
+    if problem is not None:
+        raise UserException(f"Run folder {str(folder)!r}: {problem}; delete {SUMMARY} there and run it again to "
+                            f"recompute its files (it resumes from its checkpoint, or restarts without one).")
     return RunResult(store.read_json(SUMMARY), read_csv(store.file(EVALS)),
                      read_csv(store.file(METRICS)) if metrics else [], store.path, store.read_json(CONFIG))
 

@@ -21,7 +21,7 @@ from experiments.tools import UserException
 from simulator.core.config import Config
 from simulator.core.metrics import METRIC_COLUMNS
 from simulator.core.migrate import refuse_outdated
-from simulator.core.store import CONFIG, EVALS, METRICS, SUMMARY, RunFolder, finished, load_result
+from simulator.core.store import CONFIG, EVALS, METRICS, SUMMARY, RunFolder, damage, finished, load_result
 
 __all__ = ["KEPT", "save_record", "restore_records", "sync_records"]
 
@@ -41,10 +41,10 @@ def save_record(run: Path, records: Path) -> Path:
 
 
 def _check(record: Path) -> None:
-    """`UserException` when the record's files are missing or hold another run than its folder names."""
-    missing = [name for name in (*KEPT, METRICS) if not (record / name).exists()]
-    if missing:
-        raise UserException(f"Run record {str(record)!r} lacks {', '.join(missing)}.")
+    """`UserException` when the record's files are missing, damaged, or hold another run than its folder names."""
+    problem = damage(record)
+    if problem is not None:
+        raise UserException(f"Run record {str(record)!r}: {problem}; delete the record to run that run again.")
     try:
         run_id = Config.from_dict(RunFolder(record).read_json(CONFIG)).run_id()
     except (json.JSONDecodeError, UserException) as err:
@@ -63,7 +63,7 @@ def restore_records(configs: Iterable[Config], records: Path) -> int:
     restored = 0
     for config in configs:
         record, folder = records / config.run_id(), config.folder()
-        if finished(record) and not finished(folder):
+        if (record / SUMMARY).exists() and not finished(folder):  # a record cut short is refused, not skipped
             _check(record)
             RunFolder(folder).copy_from(record, (METRICS, *KEPT))
             restored += 1

@@ -10,6 +10,7 @@ a group's *setting*; the fields that never vary are the *fixed* settings.
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ import numpy as np
 from experiments.tools import UserException
 from simulator.core.config import Config
 from simulator.core.store import CHECKPOINT, SUMMARY, finished, load_result, varying
+
+logger = logging.getLogger("byzsim")
 
 __all__ = ["ATTACK_FREE", "Design", "Group", "Run", "Setting", "attack_key", "field_key", "find_runs", "group_runs",
            "load", "order_key", "read_run", "setting_key"]
@@ -131,10 +134,19 @@ def find_runs(folder: str | Path, runs: Collection[str] | None = None) -> tuple[
     folders = sorted({p.parent for p in root.rglob("*")
                       if p.name in (SUMMARY, CHECKPOINT) and (ids is None or p.parent.name in ids)})
     done = [run for run in folders if finished(run)]
+    for run in set(folders) - set(done):
+        if (run / SUMMARY).exists():
+            load_result(run)  # a finished run whose files are damaged: one line naming the file and what to do
+    unfinished, first = len(folders) - len(done), {}
+    for run in done:  # one run id in several folders (grids sharing runs) is read once, where first found
+        first.setdefault(run.name, run)
+    if len(first) < len(done):
+        logger.warning("%d run folders under %s repeat a run id found before (e.g. %s); each run is read once",
+                       len(done) - len(first), root, next(r.name for r in done if first[r.name] != r))
     if not done:
         among = "" if runs is None else f" among the {len(runs)} runs asked for"
         raise UserException(f"No finished run (a folder holding {SUMMARY}){among} under {str(root)!r}.")
-    return done, len(folders) - len(done)
+    return list(first.values()), unfinished
 
 
 def read_run(folder: Path, *, metrics: bool = False) -> Run:

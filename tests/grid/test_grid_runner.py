@@ -258,7 +258,7 @@ def test_a_record_cut_short_or_of_another_run_is_refused_or_ignored(grid, tmp_pa
     run_grid(grid, tmp_path / "out", records=records, progress=False)
     first, second = (records / c.run_id() for c in grid.configs[:2])
     (first / EVALS).unlink()
-    with pytest.raises(UserException, match="lacks evaluations.csv"):
+    with pytest.raises(UserException, match="evaluations.csv cannot be read"):
         restore_records(grid.configs, records)
     (first / EVALS).write_bytes((second / EVALS).read_bytes())
     (first / CONFIG).write_bytes((second / CONFIG).read_bytes())

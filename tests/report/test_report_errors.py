@@ -72,7 +72,7 @@ def test_an_unreadable_run_folder_is_named(tmp_path, fake_run):
     fake_run(tmp_path, [0.5], aggregator="median", attack="alie")
     broken = next(tmp_path.rglob("config.json"))
     broken.write_text("{not json")
-    with pytest.raises(UserException, match=f"Run folder '{broken.parent}' cannot be read"):
+    with pytest.raises(UserException, match=f"Run folder '{broken.parent}': config.json cannot be read"):
         write_report(tmp_path)
 
 

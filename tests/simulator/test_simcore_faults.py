@@ -73,3 +73,52 @@ def test_reproduce_refuses_an_unknown_dataset_before_any_run(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Unknown dataset 'nosuch'" in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def _damage(folder, name, how):
+    path = folder / name
+    data = path.read_bytes()
+    path.write_bytes({"cut": data[: len(data) * 2 // 3], "empty": b"", "object": b"{}", "list": b"[]",
+                      "garbled": b"step,accuracy\nfoo,\x00bar\n", "header": data.splitlines(True)[0]}[how])
+
+
+@pytest.mark.parametrize("name, how", [("metrics.csv", "cut"), ("evaluations.csv", "garbled"),
+                                       ("evaluations.csv", "header"), ("summary.json", "cut"),
+                                       ("summary.json", "object"), ("config.json", "list")])
+def test_a_finished_run_with_a_damaged_file_is_recomputed_and_a_report_names_the_file(small, tmp_path, capsys,
+                                                                                      name, how):
+    config = small(steps=20, checkpoint_every=10)
+    first = run(config, progress=False)
+    _damage(first.folder, name, how)
+    assert main(["report", str(first.folder.parent), "--output", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err
+    assert name in err and "run it again" in err and err.count("\n") == 1
+    if name != "config.json":  # the run recomputes its files from its last checkpoint, the same as before
+        again = run(config, progress=False)
+        assert again.evaluations == first.evaluations and again.summary["final_accuracy"] == first.final_accuracy
+
+
+@pytest.mark.parametrize("how", ["cut", "empty", "garbled"])
+def test_a_damaged_checkpoint_is_one_line_naming_it(small, capsys, how):
+    config = small(steps=20, checkpoint_every=10)
+    folder = run(config, progress=False).folder
+    (folder / "summary.json").unlink()
+    _damage(folder, CHECKPOINT, how)
+    assert main(["train", "--config", str(folder / "config.json"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint.pt" in err and "delete it to restart" in err and err.count("\n") == 1
+
+
+def test_a_report_reads_each_run_once_whatever_folders_hold_it(small, tmp_path, caplog):
+    import shutil
+
+    from simulator.report import load
+
+    for seed in (1, 2):
+        run(small(seed=seed, steps=10, eval_every=10), progress=False)
+    runs = tmp_path / "runs"
+    shutil.copytree(runs, tmp_path / "parent" / "a")
+    shutil.copytree(runs, tmp_path / "parent" / "b")
+    design = load(tmp_path / "parent")
+    assert design.runs == 2 and [g.seeds for g in design.groups] == [(1, 2)]
+    assert "repeat a run id" in caplog.text
