@@ -54,6 +54,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return Config.from_dict(Config.upgrade({**data, **sugar}, quiet=True))
 
 
+DIVERGED = 3  # `byzsim train`'s exit status for a run that diverged (2: a user error)
+
+
 # ---------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
@@ -61,6 +64,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result is None:  # a worker rank of a distributed run: rank 0 reports
         return 0
     s = result.summary
+    if s.get("diverged"):
+        print(f"byzsim: {config.run_id()} diverged at step {s['steps']} (a loss or parameter became NaN or infinite);"
+              f" its summary records it -> {result.folder}", file=sys.stderr)
+        return DIVERGED
     print(f"{config.run_id()}: final accuracy {s['final_accuracy']:.4f}, best {s['best_accuracy']:.4f} -> {result.folder}")
     return 0
 

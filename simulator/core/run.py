@@ -1,7 +1,10 @@
 """`run(config)`: one run from start (or its last checkpoint) to its summary.
 
 The run's folder is `<output>/<run id>` (`simulator.core.store`). A finished run
-is not run again: its stored result is returned. A run with a
+is not run again: its stored result is returned. A run whose training loss or
+parameters become NaN or infinite has diverged: it stops at that step, after
+one evaluation, and its summary says ``diverged: true`` with ``steps`` the step
+it reached; it is a finished result (`byzsim train` exits with status 3). A run with a
 checkpoint resumes from it and ends bit-identical to an uninterrupted run on
 CPU. Nothing is written before the whole configuration has been checked.
 """
@@ -43,6 +46,7 @@ def _summary(sim: Simulation, elapsed: float) -> dict:
         "final_train_loss": sim.metrics[-1]["train_loss"],
         **({"final_val_accuracy": sim.evaluations[-1]["val_accuracy"],
             "best_val_accuracy": max(e["val_accuracy"] for e in sim.evaluations)} if sim.validation is not None else {}),
+        **({"diverged": True} if sim.t < sim.config.steps else {}),  # stopped at step `steps`
         "wall_time": elapsed,
         "engine": sim.workers.name,
         "data": sim.data,
@@ -133,6 +137,9 @@ def _train(sim: Simulation, store: RunFolder, elapsed: float, progress: bool) ->
         while sim.t < config.steps:
             sim.step()
             bar.update(1)
+            if not sim.finite():  # diverged: nothing finite can follow, so the run stops with its evaluation
+                sim.evaluate()
+                break
             if sim.t % config.eval_every == 0 or sim.t == config.steps:
                 bar.set_postfix(acc=f"{sim.evaluate()['accuracy']:.3f}")
             if interrupted[0]:

@@ -11,6 +11,7 @@ first, Byzantine last); the server subtracts the update from the parameters.
 from __future__ import annotations
 
 import copy
+import math
 import time
 
 import torch
@@ -165,6 +166,10 @@ class Simulation:
         self.t += 1
         self.metrics.append(row)
         return row
+
+    def finite(self) -> bool:
+        """Whether the last step's training loss and the parameters are finite (else the run diverged)."""
+        return math.isfinite(self.metrics[-1]["train_loss"]) and bool(torch.isfinite(self.model.get()).all())
 
     # ------------------------------------------------------------ evaluation
     @torch.no_grad()

@@ -1,10 +1,12 @@
 """Faults a long study meets: files a killed write leaves, bad seeds, unknown names in a catalogue of hundreds."""
+import json
+
 import pytest
 
 from experiments.tools import UserException
 from simulator import Config, run
 from simulator.cli.main import main
-from simulator.core.store import CHECKPOINT
+from simulator.core.store import CHECKPOINT, read_csv
 from simulator.grid import load_grids
 
 
@@ -122,3 +124,27 @@ def test_a_report_reads_each_run_once_whatever_folders_hold_it(small, tmp_path, 
     design = load(tmp_path / "parent")
     assert design.runs == 2 and [g.seeds for g in design.groups] == [(1, 2)]
     assert "repeat a run id" in caplog.text
+
+
+def test_a_run_that_diverges_stops_at_once_and_says_so_in_one_line_with_status_3(tmp_path, capsys):
+    args = ["train", "--dataset", "digits", "--lr", "1e12", "--steps", "30", "--eval-every", "5", "--quiet",
+            "--output", str(tmp_path)]
+    assert main(args) == 3
+    err = capsys.readouterr().err
+    assert "diverged at step" in err and err.count("\n") == 1
+    (folder,) = tmp_path.iterdir()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["diverged"] is True and summary["steps"] < 30
+    assert read_csv(folder / "evaluations.csv")[-1]["step"] == summary["steps"]
+    assert main(args) == 3  # finished: the same answer again, nothing rerun
+
+
+def test_a_diverged_run_is_a_finished_result_in_a_grid_and_its_curve_carries_on_in_the_report(tmp_path):
+    from simulator.report import load
+
+    (tmp_path / "g.toml").write_text('dataset = "digits"\nsteps = 30\neval_every = 5\nlr = [0.1, 1e12]\n')
+    assert main(["grid", str(tmp_path / "g.toml"), "--output", str(tmp_path / "out"), "--quiet"]) == 0
+    design = load(tmp_path / "out")
+    assert len(design.diverged) == 1
+    for group in design.groups:  # both runs' curves reach the last step, every 5 steps
+        assert list(group.steps[-3:]) == [20, 25, 30]
