@@ -34,3 +34,24 @@ def _write_finished_run(config: Config, accuracy: Sequence[float], *, losses: Se
 def finished_run():
     """A writer of hand-made finished run folders: ``finished_run(config, accuracy, losses=..., val=...)``."""
     return _write_finished_run
+
+
+@pytest.fixture
+def killed_at(monkeypatch):
+    """``killed_at(config, step)``: run ``config`` until it is killed on reaching ``step`` (after its checkpoints)."""
+    from simulator import run
+    from simulator.core.simulation import Simulation
+
+    def kill(config: Config, step: int) -> None:
+        original = Simulation.step
+
+        def dying(self):
+            if self.t == step:
+                raise RuntimeError("killed")
+            return original(self)
+
+        monkeypatch.setattr(Simulation, "step", dying)
+        with pytest.raises(RuntimeError, match="killed"):
+            run(config, progress=False)
+        monkeypatch.setattr(Simulation, "step", original)
+    return kill

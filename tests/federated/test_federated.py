@@ -1,6 +1,4 @@
 """Federated rounds: local steps, client sampling from a pool, server optimisers, resume, bad input."""
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,7 +10,7 @@ from simulator.core.engines import make_engine
 from simulator.core.federated import ClientPool
 from simulator.core.server import FedOpt
 from simulator.core.simulation import Simulation
-from simulator.core.store import CHECKPOINT, SUMMARY
+from simulator.core.store import CHECKPOINT
 
 BASE = dict(dataset="digits", nb_workers=9, nb_decl_byz=2, steps=6, lr=0.1, eval_every=3, checkpoint_every=3)
 
@@ -96,24 +94,14 @@ def _replaying(pool, chosen):
     return Replay()
 
 
-def test_a_killed_federated_run_resumes_bit_identical(tmp_path, monkeypatch):
+def test_a_killed_federated_run_resumes_bit_identical(tmp_path, killed_at):
     config = Config(**{**BASE, "steps": 8}, clients=15, participation=0.5, local_steps=3, local_lr=0.05,
                     local_momentum=0.5, momentum=0.9, momentum_at="worker", server_opt="yogi(lr=0.01)",
                     aggregator="trmean", attack="labelflip", output=str(tmp_path / "a"))
     reference = run(config, progress=False)
     resumed_config = Config(**{**config.to_dict(), "output": str(tmp_path / "b")})
-    original = Simulation.step
-
-    def dying(self):
-        if self.t == 5:
-            raise RuntimeError("killed")
-        return original(self)
-
-    monkeypatch.setattr(Simulation, "step", dying)
-    with pytest.raises(RuntimeError, match="killed"):
-        run(resumed_config, progress=False)
+    killed_at(resumed_config, 5)
     assert torch.load(resumed_config.folder() / CHECKPOINT, weights_only=False)["t"] == 3
-    monkeypatch.setattr(Simulation, "step", original)
     resumed = run(resumed_config, progress=False)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "step_time"} for r in rows]  # noqa: E731
     assert strip(resumed.metrics) == strip(reference.metrics) and resumed.evaluations == reference.evaluations

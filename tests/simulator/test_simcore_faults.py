@@ -10,25 +10,13 @@ from simulator.core.store import CHECKPOINT, read_csv
 from simulator.grid import load_grids
 
 
-def test_a_resumed_run_and_a_finished_one_leave_no_temporary_file(small, monkeypatch):
-    from simulator.core.simulation import Simulation
-
+def test_a_resumed_run_and_a_finished_one_leave_no_temporary_file(small, killed_at):
     config = small(steps=20, checkpoint_every=10)
-    original = Simulation.step
-
-    def dying(self):
-        if self.t == 15:
-            raise RuntimeError("killed")
-        return original(self)
-
-    monkeypatch.setattr(Simulation, "step", dying)
-    with pytest.raises(RuntimeError):
-        run(config, progress=False)
+    killed_at(config, 15)
     folder = config.folder()
     assert (folder / CHECKPOINT).exists()
     stale = folder / f".{CHECKPOINT}.x1y2z3.tmp"  # what a write killed between its write and its rename leaves
     stale.write_bytes(b"half a checkpoint")
-    monkeypatch.setattr(Simulation, "step", original)
     run(config, progress=False)
     assert not stale.exists() and not list(folder.glob(".*.tmp"))
 

@@ -60,23 +60,12 @@ def test_vmap_and_loop_engines_train_the_same_model(small, tmp_path):
 
 
 @pytest.mark.parametrize("aggregator, attack", [("bucketing(s=2)>cclip", "alie"), ("krum", "labelflip")])
-def test_a_killed_run_resumes_to_the_same_result(small, tmp_path, monkeypatch, aggregator, attack):
+def test_a_killed_run_resumes_to_the_same_result(small, tmp_path, killed_at, aggregator, attack):
     config = small(aggregator=aggregator, attack=attack, momentum=0.9, momentum_at="worker", steps=40)
     reference = run(Config(**{**config.to_dict(), "output": str(tmp_path / "reference")}), progress=False)
-
-    original = Simulation.step
-
-    def dying_step(self):
-        if self.t == 25:
-            raise RuntimeError("killed")
-        return original(self)
-
-    monkeypatch.setattr(Simulation, "step", dying_step)
-    with pytest.raises(RuntimeError, match="killed"):
-        run(config, progress=False)
+    killed_at(config, 25)
     assert not (config.folder() / SUMMARY).exists()
     assert torch.load(config.folder() / CHECKPOINT, weights_only=False)["t"] == 20
-    monkeypatch.setattr(Simulation, "step", original)
     resumed = run(config, progress=False)
     assert _without_time(resumed.metrics) == _without_time(reference.metrics)
     assert resumed.evaluations == reference.evaluations
