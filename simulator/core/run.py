@@ -4,7 +4,9 @@ The run's folder is `<output>/<run id>` (`simulator.core.store`). A finished run
 is not run again: its stored result is returned. A run whose training loss or
 parameters become NaN or infinite has diverged: it stops at that step, after
 one evaluation, and its summary says ``diverged: true`` with ``steps`` the step
-it reached; it is a finished result (`byzsim train` exits with status 3). A run with a
+it reached, and ``broken_evaluation``: the evaluation of the model with every
+parameter NaN, which running on would have reached (a report carries the run's
+curves on with it); it is a finished result (`byzsim train` exits with status 3). A run with a
 checkpoint resumes from it and ends bit-identical to an uninterrupted run on
 CPU. Nothing is written before the whole configuration has been checked.
 """
@@ -46,7 +48,8 @@ def _summary(sim: Simulation, elapsed: float) -> dict:
         "final_train_loss": sim.metrics[-1]["train_loss"],
         **({"final_val_accuracy": sim.evaluations[-1]["val_accuracy"],
             "best_val_accuracy": max(e["val_accuracy"] for e in sim.evaluations)} if sim.validation is not None else {}),
-        **({"diverged": True} if sim.t < sim.config.steps else {}),  # stopped at step `steps`
+        # stopped at step `steps`; what its evaluations would have been from there on, had it run on
+        **({"diverged": True, "broken_evaluation": sim.broken_evaluation()} if sim.t < sim.config.steps else {}),
         "wall_time": elapsed,
         "engine": sim.workers.name,
         "data": sim.data,

@@ -171,6 +171,18 @@ class Simulation:
         """Whether the last step's training loss and the parameters are finite (else the run diverged)."""
         return math.isfinite(self.metrics[-1]["train_loss"]) and bool(torch.isfinite(self.model.get()).all())
 
+    @torch.no_grad()
+    def broken_evaluation(self) -> dict:
+        """The evaluation of this model with every parameter NaN, which a diverged run reaches if it runs on."""
+        params = self.model.get()
+        saved = params.clone()
+        params.fill_(math.nan)
+        try:
+            return self.evaluate()
+        finally:
+            self.evaluations.pop()
+            params.copy_(saved)
+
     # ------------------------------------------------------------ evaluation
     @torch.no_grad()
     def evaluate(self) -> dict:

@@ -158,7 +158,7 @@ def read_run(folder: Path, *, metrics: bool = False) -> Run:
     except (OSError, json.JSONDecodeError, UserException) as err:
         raise UserException(f"Run folder {str(folder)!r} cannot be read: {err}") from None
     if result.summary.get("diverged"):
-        evaluations, rows = _carried_on(evaluations, rows, data)
+        evaluations, rows = _carried_on(evaluations, rows, data, result.summary.get("broken_evaluation"))
     val = [row["val_accuracy"] for row in evaluations]
     steps = np.array([row["step"] for row in evaluations], dtype=int)
     nonfinite = np.flatnonzero(~np.isfinite(np.array([row["test_loss"] for row in evaluations], dtype=float)))
@@ -172,14 +172,17 @@ def read_run(folder: Path, *, metrics: bool = False) -> Run:
                diverged_at=int(steps[nonfinite[0]]) if nonfinite.size else None)
 
 
-def _carried_on(evaluations: list[dict], rows: list[dict], config: dict) -> tuple[list[dict], list[dict]]:
+def _carried_on(evaluations: list[dict], rows: list[dict], config: dict,
+                broken: dict | None) -> tuple[list[dict], list[dict]]:
     """A diverged run's curves carried on to its last step, as running on would have left them.
 
-    It stopped at the step its loss or parameters became non-finite; with non-finite parameters every
-    later evaluation gives the same numbers, so its seeds' curves still share every step.
+    It stopped at the step its loss or parameters became non-finite; running on, its parameters turn
+    NaN and every later evaluation is ``broken`` (the summary's evaluation of that model), so its seeds'
+    curves still share every step.
     """
     last, steps, every = evaluations[-1]["step"], config["steps"], config["eval_every"]
-    more = [{**evaluations[-1], "step": s} for s in range(last + 1, steps + 1) if s % every == 0 or s == steps]
+    broken = {**evaluations[-1], **(broken or {})}
+    more = [{**broken, "step": s} for s in range(last + 1, steps + 1) if s % every == 0 or s == steps]
     after = range(rows[-1]["step"] + 1, steps) if rows else ()
     return evaluations + more, rows + [{**rows[-1], "step": s} for s in after]
 

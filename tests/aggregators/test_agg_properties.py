@@ -36,6 +36,7 @@ TRANSLATION_EQUIVARIANT = every("median", also=["nnm>krum", "nnm>trmean"], but=[
 ])
 MEAN_WHEN_F_IS_ZERO = every("average", also=["nnm>krum"], but=[
     "median", "krum", "geomed",            # a median or one vector, not the mean
+    "aksel",                               # mode=mid: the mean of the (n+1)//2 vectors closest to the median
     "cclip", "clip>average",               # clip at tau
     "signguard", "clippedclustering",      # drop honest vectors by norm, sign or cluster even with f = 0
     "bucketing>average",                   # unequal buckets when s does not divide n weigh rows unequally

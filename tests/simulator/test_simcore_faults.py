@@ -136,3 +136,7 @@ def test_a_diverged_run_is_a_finished_result_in_a_grid_and_its_curve_carries_on_
     assert len(design.diverged) == 1
     for group in design.groups:  # both runs' curves reach the last step, every 5 steps
         assert list(group.steps[-3:]) == [20, 25, 30]
+    (summary,) = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("*/summary.json")
+                  if "diverged" in p.read_text()]
+    (broken,) = [g for g in design.groups if g.identity["lr"] == 1e12]
+    assert broken.accuracy[0, -1] == summary["broken_evaluation"]["accuracy"]  # what running on would give
