@@ -8,7 +8,7 @@ from experiments.tools import UnavailableException, UserException
 
 EXPECTED = {
     "none", "signflip", "ipm", "alie", "gaussian", "inf", "nan", "zero", "mimic", "bitflip",
-    "reverse", "minmax", "minsum", "opt-alie", "opt-ipm", "labelflip",
+    "reverse", "minmax", "minsum", "opt-alie", "opt-ipm", "labelflip", "anticge",
 }
 
 
