@@ -10,8 +10,8 @@ data) does not depend on k:
     peak(k) ~ fixed + k * (activations(b) + 2 d * element size)
 
 `chunk_for(budget)` is the largest k whose variable part fits in ``budget``
-bytes. The simulator uses it when ``--chunk-size`` is not given: with a
-``--memory-budget`` in GiB, or on a GPU with 80% of its free memory, so that
+bytes. The simulator uses it when the engine spec gives no ``chunk_size``: with
+its ``memory_budget`` in GiB, or on a GPU with 80% of its free memory, so that
 a thousand simulated workers run on one GPU in chunks. On a CPU without a
 budget every worker goes in one pass.
 """
