@@ -101,7 +101,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="byzsim", description="Byzantine-robust distributed training simulator.")
+    parser = argparse.ArgumentParser(prog="byzsim", description="Byzantine-robust distributed training simulator.",
+                                     allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="run one simulated training", description="Run one simulated training under attack. "
@@ -140,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
                                            "moved when the configuration became specs. See docs/grids.md.")
     migration.add_argument("folders", nargs="+", metavar="FOLDER")
     migration.set_defaults(func=cmd_migrate)
+    for command in sub.choices.values():
+        command.allow_abbrev = False  # --nb-worker must not pass for --nb-workers
     return parser
 
 

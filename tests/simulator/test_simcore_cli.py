@@ -151,3 +151,20 @@ def test_the_example_grids_expand(capsys):
     for path in examples:
         assert main(["grid", str(path), "--list", "--output", "/nonexistent/out"]) == 0, path
     assert "runs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["train"], ["grid", "g.toml"], ["reproduce", "krum"], ["report", "."]])
+def test_an_abbreviated_option_is_refused_not_guessed(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, {"train": "--nb-worker", "grid": "--job", "reproduce": "--qui", "report": "--metr"}[command[0]],
+              "3"])
+    assert exit_info.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_the_package_declares_its_license_as_an_spdx_string():
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert project["project"]["license"] == "MIT"  # the table form is deprecated by setuptools (77+)
+    assert "setuptools>=77" in project["build-system"]["requires"][0]
