@@ -4,9 +4,10 @@
     result = run(Config(dataset="digits", aggregator="krum", attack="alie",
                         nb_workers=25, nb_decl_byz=5, steps=300))
     result.summary["final_accuracy"]
+    table = load_runs("results/runs")  # one row per finished run: config fields and summary numbers
 """
 from simulator.core.config import Config
 from simulator.core.run import run
-from simulator.core.store import RunResult, load_result
+from simulator.core.store import RunResult, load_result, load_runs
 
-__all__ = ["Config", "RunResult", "load_result", "run"]
+__all__ = ["Config", "RunResult", "load_result", "load_runs", "run"]

@@ -35,7 +35,7 @@ PACKAGES = ("experiments", "aggregators", "attacks", "simulator")
 UNITS = {"experiments": 0, "aggregators": 1, "attacks": 1, "simulator.core": 2, "simulator.grid": 3,
          "simulator.report": 3, "simulator.studies": 4, "simulator.cli": 5}
 FACADE = {"simulator": 2.5, "simulator.__main__": 5.5}  # rank as an importer; as a target, above everything
-OPTIONAL = {"torchvision", "sklearn", "PIL"}
+OPTIONAL = {"torchvision", "sklearn", "PIL", "pandas"}
 MARKERS = ("lazy", "start-up")
 
 

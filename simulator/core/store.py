@@ -21,7 +21,7 @@ from experiments.checkpoint import atomic_save
 from experiments.tools import UserException
 
 __all__ = ["CONFIG", "METRICS", "EVALS", "SUMMARY", "CHECKPOINT", "RunFolder", "RunResult", "atomic_write",
-           "csv_bytes", "finished", "load_result", "read_csv", "varying"]
+           "csv_bytes", "finished", "load_result", "load_runs", "read_csv", "varying"]
 
 CONFIG, METRICS, EVALS, SUMMARY, CHECKPOINT = (
     "config.json", "metrics.csv", "evaluations.csv", "summary.json", "checkpoint.pt",
@@ -46,6 +46,8 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
 
 
 def _number(text: str) -> Any:
+    if text == "":
+        return None  # a value the run did not measure (no validation set, say)
     try:
         value = float(text)
     except ValueError:
@@ -154,3 +156,22 @@ def load_result(folder: str | Path, *, metrics: bool = True) -> RunResult:
 def varying(rows: Sequence[dict], fields: Iterable[str]) -> list[str]:
     """The fields whose value differs between the rows (configs or identities): what tells runs apart."""
     return [k for k in fields if len({json.dumps(row.get(k), sort_keys=True) for row in rows}) > 1]
+
+
+def load_runs(folder: str | Path) -> Any:
+    """One row per finished run at any depth below ``folder``: its run id, config fields and summary's numbers.
+
+    A pandas DataFrame when pandas is installed, else a list of dicts; a missing value is None (NaN in a
+    DataFrame), never an empty string. Nested summary entries (data statistics, versions) are left out.
+    """
+    rows = []
+    for summary in sorted(Path(folder).rglob(SUMMARY)):
+        if finished(summary.parent):
+            store = RunFolder(summary.parent)
+            numbers = {k: v for k, v in store.read_json(SUMMARY).items() if not isinstance(v, (dict, list))}
+            rows.append({"run_id": summary.parent.name, **store.read_json(CONFIG), **numbers})
+    try:
+        import pandas  # lazy: an optional dependency
+    except ImportError:
+        return rows
+    return pandas.DataFrame(rows)

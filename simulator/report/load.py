@@ -167,7 +167,7 @@ def read_run(folder: Path, *, metrics: bool = False) -> Run:
         ratio = ratio / np.array([row["honest_norm"] for row in rows], dtype=float)
     return Run(folder=folder, identity=identity, aggregator=data["aggregator"], attack=data["attack"], steps=steps,
                accuracy=np.array([row["accuracy"] for row in evaluations], dtype=float),
-               val_accuracy=None if "" in val or not val else np.array(val, dtype=float),
+               val_accuracy=None if None in val or not val else np.array(val, dtype=float),
                metric_steps=np.array([row["step"] for row in rows], dtype=int), distance_ratio=ratio,
                diverged_at=int(steps[nonfinite[0]]) if nonfinite.size else None)
 

@@ -166,3 +166,17 @@ def test_a_validation_split_is_held_out_and_evaluated(small):
     assert all(0 <= e["val_accuracy"] <= 1 for e in result.evaluations)
     assert result.summary["best_val_accuracy"] == max(e["val_accuracy"] for e in result.evaluations) > 0.5
     assert "val_accuracy" not in run(small(steps=2, eval_every=2), progress=False).summary
+
+
+def test_load_runs_gives_one_row_per_finished_run_with_missing_values_as_none(small, tmp_path):
+    from simulator import load_runs
+
+    for seed in (1, 2):
+        run(small(seed=seed, steps=10, eval_every=10), progress=False)
+    (tmp_path / "runs" / "unfinished").mkdir()
+    rows = load_runs(tmp_path / "runs")
+    rows = rows.to_dict("records") if hasattr(rows, "to_dict") else rows  # a DataFrame when pandas is there
+    assert sorted(r["seed"] for r in rows) == [1, 2]
+    assert all(r["run_id"] and r["aggregator"] == "average" and 0 <= r["final_accuracy"] <= 1 for r in rows)
+    folder = small(seed=1, steps=10, eval_every=10).folder()
+    assert load_result(folder).evaluations[0]["val_accuracy"] is None  # no validation set: None, not ""
