@@ -168,3 +168,17 @@ def test_the_package_declares_its_license_as_an_spdx_string():
     project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     assert project["project"]["license"] == "MIT"  # the table form is deprecated by setuptools (77+)
     assert "setuptools>=77" in project["build-system"]["requires"][0]
+
+
+def test_every_readme_command_names_a_program_that_the_two_setup_commands_install():
+    """A newcomer types the README's commands as written: byzsim and torchrun live in .venv/bin, not on PATH."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", readme, flags=re.S)
+    commands = [line for block in blocks for line in block.splitlines() if line and not line.startswith((" ", "#"))]
+    assert commands
+    for line in commands:
+        program = next(word for word in line.split() if "=" not in word)  # past VAR=value prefixes
+        assert program == "make" or program.startswith(".venv/bin/"), line
