@@ -12,6 +12,7 @@ numbers, choices, and the rule's requirement on (n, f). The run id
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import json
 import math
@@ -79,6 +80,12 @@ def _named(spec: str, kind: str) -> Named:
 def _f(default: Any, help: str, within: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
     """A dataclass field carrying its CLI help text and its range: an interval (``"[0, 1)"``) or choices."""
     return field(default=default, metadata={"help": help, "within": within, "choices": choices})
+
+
+def did_you_mean(name: str) -> str:
+    """`` Did you mean 'x'?`` for the Config fields closest to a mistyped ``name`` (empty when none is close)."""
+    close = difflib.get_close_matches(name, DEFAULTS, n=2, cutoff=0.75)
+    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
 def _outside(value: Any, within: str) -> bool:
@@ -250,7 +257,7 @@ class Config:
         data = cls.upgrade(data, where)
         unknown = sorted(set(data) - set(DEFAULTS))
         if unknown:
-            raise UserException(f"Unknown configuration field(s): {', '.join(unknown)}.")
+            raise UserException(f"Unknown configuration field(s): {', '.join(unknown)}.{did_you_mean(unknown[0])}")
         return cls(**data).validate()
 
     @staticmethod

@@ -161,3 +161,13 @@ def test_every_server_optimiser_leaves_the_parameters_still_on_a_zero_gradient_a
     if name == "sgd":  # its momentum lives in the run's Momentum, checkpointed beside it
         again.momentum.load_state_dict(momentum.state_dict())
     torch.testing.assert_close(again.update(g, 0.1), stepper.update(g, 0.1))
+
+
+def test_a_mistyped_field_or_grid_key_suggests_the_close_one(tmp_path):
+    from simulator.grid import load_grids
+
+    with pytest.raises(UserException, match="Unknown configuration field.*nb_wrokers.*Did you mean 'nb_workers'"):
+        Config.from_dict({"nb_wrokers": 3})
+    (tmp_path / "g.toml").write_text('dataset = "digits"\nagregator = ["median"]\n')
+    with pytest.raises(UserException, match="unknown key 'agregator'.*Did you mean 'aggregator'"):
+        load_grids(tmp_path / "g.toml")
