@@ -19,6 +19,12 @@ class UserException(Exception):
 _LISTED = 40  # names an unknown-name message lists at most
 
 
+def did_you_mean(name: str, available: Iterable[str], n: int = 3, cutoff: float = 0.6) -> str:
+    """`` Did you mean 'x'?`` naming the ``available`` names closest to a mistyped ``name``; empty when none is."""
+    close = difflib.get_close_matches(name, list(available), n=n, cutoff=cutoff)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
 class UnavailableException(UserException):
     """An unknown name was asked for; the message lists the available ones.
 
@@ -32,8 +38,7 @@ class UnavailableException(UserException):
         self.kind = kind
         self.name = name
         self.available = sorted(set(available))
-        close = difflib.get_close_matches(str(name), self.available, n=3, cutoff=0.6)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(str(name), self.available)
         shown = self.available[:_LISTED]  # a catalogue of hundreds (torchvision's models) stays one short line
         listing = ", ".join(shown) + (f", ... ({len(self.available)} in all)" if len(self.available) > _LISTED else "")
         listing = listing or "(none)"

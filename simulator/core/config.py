@@ -12,7 +12,6 @@ numbers, choices, and the rule's requirement on (n, f). The run id
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import json
 import math
@@ -29,7 +28,7 @@ from experiments import models
 from experiments.grammar import format_spec, parse_spec
 from experiments.plugin import coerce
 from experiments.loss import LOSSES, criterion_names
-from experiments.tools import UserException
+from experiments.tools import UnavailableException, UserException, did_you_mean
 from simulator.core import identity as _identity
 from simulator.core.engines import ENGINES
 from simulator.core.execution import EXECUTIONS
@@ -73,19 +72,13 @@ def _named(spec: str, kind: str) -> Named:
     if kind == "model":
         models.constructor(name)
     elif name not in criterion_names():
-        raise UserException(f"Unknown criterion {name!r}: use one of {', '.join(criterion_names())}.")
+        raise UnavailableException("criterion", name, criterion_names())
     return Named(name, params)
 
 
 def _f(default: Any, help: str, within: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
     """A dataclass field carrying its CLI help text and its range: an interval (``"[0, 1)"``) or choices."""
     return field(default=default, metadata={"help": help, "within": within, "choices": choices})
-
-
-def did_you_mean(name: str) -> str:
-    """`` Did you mean 'x'?`` for the Config fields closest to a mistyped ``name`` (empty when none is close)."""
-    close = difflib.get_close_matches(name, DEFAULTS, n=2, cutoff=0.75)
-    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
 def _outside(value: Any, within: str) -> bool:
@@ -257,7 +250,8 @@ class Config:
         data = cls.upgrade(data, where)
         unknown = sorted(set(data) - set(DEFAULTS))
         if unknown:
-            raise UserException(f"Unknown configuration field(s): {', '.join(unknown)}.{did_you_mean(unknown[0])}")
+            raise UserException(f"Unknown configuration field(s): {', '.join(unknown)}."
+                                f"{did_you_mean(unknown[0], DEFAULTS, cutoff=0.75)}")
         return cls(**data).validate()
 
     @staticmethod

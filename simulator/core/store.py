@@ -7,6 +7,7 @@ moment leaves either the old or the new version of each file, never half of one.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from collections.abc import Iterable, Sequence
@@ -103,7 +104,13 @@ def finished(folder: str | Path) -> bool:
 
 
 def damage(folder: str | Path) -> str | None:
-    """What is wrong with the files of a finished run (e.g. cut short by a full disk), or None when they agree.
+    """What is wrong with the files of a finished run (e.g. cut short by a full disk), or None when they agree."""
+    read = _read(folder)
+    return read if isinstance(read, str) else None
+
+
+def _read(folder: str | Path) -> "RunResult | str":
+    """A finished run's files, each read once and checked against the others, or what is wrong with them.
 
     The summary must be a JSON object naming the steps; the evaluations must end at that step and the
     per-step metrics at the step before it; config.json must be a JSON object.
@@ -121,7 +128,7 @@ def damage(folder: str | Path) -> str | None:
         return f"{EVALS} does not end at the run's last step ({summary['steps']})"
     if summary["steps"] and (not metrics or metrics[-1].get("step") != summary["steps"] - 1):
         return f"{METRICS} does not end at the run's last step"
-    return None
+    return RunResult(summary, evaluations, metrics, store.path, config)
 
 
 @dataclass
@@ -144,13 +151,11 @@ def load_result(folder: str | Path, *, metrics: bool = True) -> RunResult:
 
     Damaged files are one `UserException` naming the file and what to do.
     """
-    store = RunFolder(folder)
-    problem = damage(folder)
-    if problem is not None:
-        raise UserException(f"Run folder {str(folder)!r}: {problem}; delete {SUMMARY} there and run it again to "
+    read = _read(folder)
+    if isinstance(read, str):
+        raise UserException(f"Run folder {str(folder)!r}: {read}; delete {SUMMARY} there and run it again to "
                             f"recompute its files (it resumes from its checkpoint, or restarts without one).")
-    return RunResult(store.read_json(SUMMARY), read_csv(store.file(EVALS)),
-                     read_csv(store.file(METRICS)) if metrics else [], store.path, store.read_json(CONFIG))
+    return read if metrics else dataclasses.replace(read, metrics=[])
 
 
 def varying(rows: Sequence[dict], fields: Iterable[str]) -> list[str]:
@@ -166,10 +171,10 @@ def load_runs(folder: str | Path) -> Any:
     """
     rows = []
     for summary in sorted(Path(folder).rglob(SUMMARY)):
-        if finished(summary.parent):
-            store = RunFolder(summary.parent)
-            numbers = {k: v for k, v in store.read_json(SUMMARY).items() if not isinstance(v, (dict, list))}
-            rows.append({"run_id": summary.parent.name, **store.read_json(CONFIG), **numbers})
+        result = _read(summary.parent)
+        if not isinstance(result, str):
+            numbers = {k: v for k, v in result.summary.items() if not isinstance(v, (dict, list))}
+            rows.append({"run_id": summary.parent.name, **result.config, **numbers})
     try:
         import pandas  # lazy: an optional dependency
     except ImportError:

@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments.tools import UserException
-from simulator.core.config import Config, did_you_mean, type_error
+from experiments.tools import UserException, did_you_mean
+from simulator.core.config import DEFAULTS, Config, type_error
 from simulator.core.legacy import OLD_FIELDS
 
 __all__ = ["Grid", "load_grids"]
@@ -145,7 +145,7 @@ def _check_table(table: dict, where: str, allow: set[str]) -> dict[str, list]:
             raise UserException(f"{where}: key {key!r} is set by the runner (byzsim grid --output), not in a grid.")
         if key not in _FIELDS and key not in allow and key not in OLD_FIELDS:
             raise UserException(f"{where}: unknown key {key!r} (a Config field, or seeds/cases/include/exclude)."
-                                f"{did_you_mean(key)}")
+                                f"{did_you_mean(key, DEFAULTS, cutoff=0.75)}")
         values = _seeds(value, where) if key == "seeds" else _candidates(key, value)
         if key == "seeds" and "seed" in table:
             raise UserException(f"{where}: give either seeds or seed, not both.")
