@@ -31,7 +31,10 @@ class Chain(Rule):
     def canonical(self) -> str:
         return ">".join(step.canonical for step in self.parts())
 
-    identity = canonical  # what a run id hashes: every step's parameters, defaults filled
+    @property
+    def identity(self) -> str:
+        """What a run id hashes: every step's identity (parameters with defaults filled, see `Plugin.identity`)."""
+        return ">".join(step.identity for step in self.parts())
 
     def parts(self) -> list[Step]:
         return [*self.steps, self.rule]

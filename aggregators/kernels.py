@@ -1,17 +1,30 @@
 """Compiling, caching and loading the C++ selection kernels of `aggregators.fused`.
 
 ``csrc/select.cpp`` holds the kernels behind a plain C ABI; this module turns
-a small C++ source that includes it into a shared library with g++ (no torch
-headers, so about a second), keeps it in a cache folder and loads it with
-ctypes. The generic kernel is ``#include "select.cpp"``; a specialised one adds
-the comparator network of one (dtype, n, statistic, trim, k) as straight-line
+a small C++ source that includes it into a shared library with g++ (``$CXX``
+to use another; no torch headers, so about a second), keeps it in a cache
+folder shared by every run of the machine and loads it with ctypes. The
+generic kernel is ``#include "select.cpp"``; a specialised one adds the
+comparator network of one (dtype, n, statistic, trim, k) as straight-line
 code, generated here from the eager path's own network.
 
 Libraries are built with ``-march=native``, so a library's name is a hash of
 its source, ``select.cpp``, the flags and the CPU (model and flags): a cache on
 a home folder shared by different machines never hands one a library built for
 another. Each build is written to a temporary file and renamed into place, so
-concurrent builds are safe. Nothing here runs at import.
+concurrent builds are safe. Next to a library, while it is built or after its
+build failed:
+
+- ``<library>.pending.cpp``: the source of a build under way (`start_build`: a
+  detached process, so it finishes even if the run that asked for it ends
+  first); other processes do not start the same build while it is younger
+  than `STALE` seconds;
+- ``<library>.failed``: the compiler's message; automatic builds do not try
+  that library again (`build`, which ``python -m aggregators.fused --build``
+  calls, does, and removes it on success).
+
+Nothing here runs at import; run as a script (``python kernels.py PENDING
+LIBRARY``) it builds one pending source, which is what `start_build` starts.
 """
 from __future__ import annotations
 
@@ -22,15 +35,19 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
-__all__ = ["SOURCE", "FLAGS", "ABI", "cache_dir", "generic_source", "specialised_source", "library_path", "build",
+__all__ = ["SOURCE", "FLAGS", "ABI", "STALE", "cache_dir", "compiler", "have_compiler", "generic_source",
+           "specialised_source", "describe", "library_path", "failure_path", "pending_path", "build", "start_build",
            "load"]
 
 SOURCE = Path(__file__).resolve().parent / "csrc" / "select.cpp"
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fopenmp", "-fPIC", "-shared", "-std=c++17")
 ABI = 3  # BYZSIM_SELECT_ABI in select.cpp
+STALE = 300.0  # seconds after which a pending build whose process died is started again
 _C_TYPES = {"float32": "float", "float64": "double"}
 
 
@@ -51,6 +68,16 @@ def _fingerprint() -> bytes:
     except OSError:
         cpu = f"{platform.machine()} {platform.processor()}"
     return SOURCE.read_bytes() + repr(FLAGS).encode() + cpu.encode()
+
+
+def compiler() -> str:
+    """The C++ compiler builds use: ``$CXX``, else ``g++``."""
+    return os.environ.get("CXX") or "g++"
+
+
+def have_compiler() -> bool:
+    """Whether `compiler()` names a program that exists (a path, or a name on ``$PATH``)."""
+    return shutil.which(compiler()) is not None
 
 
 def generic_source() -> str:
@@ -82,6 +109,12 @@ def specialised_source(dtype: str, n: int, stat: int, trim: int, k: int,
             "}\n")
 
 
+def describe(source: str) -> str:
+    """A kernel's name for messages: ``generic``, or the problem of a specialised one."""
+    first = source.splitlines()[0]
+    return first[3:first.index(":")] if first.startswith("// ") and ":" in first else "generic"
+
+
 def library_path(source: str) -> Path:
     """Where the library built from ``source`` is (or will be) cached."""
     return cache_dir() / _library_name(source)
@@ -92,28 +125,73 @@ def _library_name(source: str) -> str:
     return f"select-{hashlib.sha256(source.encode() + _fingerprint()).hexdigest()[:20]}.so"
 
 
+def failure_path(library: Path) -> Path:
+    """Where the compiler's message is kept after the library's build failed."""
+    return library.with_name(library.name + ".failed")
+
+
+def pending_path(library: Path) -> Path:
+    """Where the source of the library's build under way is kept."""
+    return library.with_name(library.name + ".pending.cpp")
+
+
 def build(source: str) -> Path:
     """Compile ``source`` into the cache unless it is there; returns the library's path.
 
     Raises `RuntimeError` (with the compiler's message) when the compiler is
-    missing or fails.
+    missing or fails; a failure is also written next to the library (`failure_path`).
     """
-    path = library_path(source)
+    return _compile(source, library_path(source))
+
+
+def _compile(source: str, path: Path) -> Path:
     if path.exists():
         return path
-    compiler = os.environ.get("CXX") or "g++"
-    if shutil.which(compiler) is None:
-        raise RuntimeError(f"no C++ compiler: {compiler!r} not found")
+    if not have_compiler():
+        raise RuntimeError(f"no C++ compiler: {compiler()!r} not found")
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".build-") as work:
         cpp, library = Path(work) / "kernel.cpp", Path(work) / "kernel.so"
         cpp.write_text(source)
-        done = subprocess.run([compiler, *FLAGS, f"-I{SOURCE.parent}", str(cpp), "-o", str(library)],
+        done = subprocess.run([compiler(), *FLAGS, f"-I{SOURCE.parent}", str(cpp), "-o", str(library)],
                               capture_output=True, text=True, timeout=600)
         if done.returncode:
-            raise RuntimeError(f"{compiler} failed: {done.stderr.strip()[-2000:]}")
+            message = f"{compiler()} failed: {done.stderr.strip()[-2000:]}"
+            failure_path(path).write_text(message)
+            raise RuntimeError(message)
         os.replace(library, path)
+    failure_path(path).unlink(missing_ok=True)
     return path
+
+
+def start_build(source: str) -> subprocess.Popen | None:
+    """Start building ``source`` in a detached process; None when there is nothing to start.
+
+    Nothing is started when the library exists, its build failed before (`failure_path`), or another
+    process's build of it is under way (`pending_path`, younger than `STALE` seconds). Raises `OSError`
+    when the cache folder cannot be written.
+    """
+    path = library_path(source)
+    pending = pending_path(path)
+    if path.exists() or failure_path(path).exists():
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if time.time() - pending.stat().st_mtime < STALE:
+            return None
+        pending.unlink(missing_ok=True)  # a build whose process died
+    except FileNotFoundError:
+        pass
+    try:
+        handle = os.open(pending, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:  # another process got there first
+        return None
+    with os.fdopen(handle, "w") as out:
+        out.write(source)
+    # -I: the interpreter neither reads PYTHON* variables nor puts this folder first on sys.path
+    return subprocess.Popen([sys.executable, "-I", str(Path(__file__).resolve()), str(pending), str(path)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, close_fds=True)
 
 
 def load(path: Path) -> ctypes.CDLL:
@@ -122,3 +200,21 @@ def load(path: Path) -> ctypes.CDLL:
     if library.byzsim_select_abi() != ABI:
         raise RuntimeError(f"{path} has ABI {library.byzsim_select_abi()}, expected {ABI}")
     return library
+
+
+def _main(argv: list[str]) -> int:
+    """``python kernels.py PENDING LIBRARY``: build the source in PENDING into LIBRARY, then remove PENDING."""
+    pending, path = Path(argv[0]), Path(argv[1])
+    try:
+        _compile(pending.read_text(), path)
+        return 0
+    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+        if not failure_path(path).exists():  # a failure before the compiler ran (none installed, no space...)
+            failure_path(path).write_text(str(error))
+        return 1
+    finally:
+        pending.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))

@@ -13,13 +13,15 @@ skipped and printed as "skipped".
     python benchmarks/aggregators.py --eager    # coordinate-wise rules without the fused kernels
 
 The coordinate-wise rules (median, trmean, meamed, phocas, bulyan's second
-phase) use the fused kernels of `aggregators.fused` when they are built
-(``python -m aggregators.fused --build --n N --f F``); the header says which.
+phase) use the fused kernels of `aggregators.fused`, as a run does: before
+timing, one call of each at every size asks for its kernels (built in the
+background on first use, once per machine) and the script waits for them;
+the header says which kernels this run built, how long each took, and which
+kernel the median runs on at each n.
 """
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import statistics
@@ -36,6 +38,7 @@ from experiments.tools import UserException  # noqa: E402
 
 REFERENCE_BUDGET = 3.0  # seconds per reference call
 STEPS = {"nnm", "bucketing", "clip", "arc"}
+COORDINATEWISE = ("median", "trmean", "meamed", "phocas", "bulyan")  # the rules with fused kernels
 
 
 # Plain Python-loop references: what a direct transcription of each definition looks like.
@@ -149,10 +152,16 @@ def main():
         sizes = [(int(n), int(float(d))) for n, d in (pair.split(":") for pair in args.sizes)]
     repeats = 1 if args.quick else 3
     torch.manual_seed(0)
+    for n, _ in sizes:  # the kernels a run at these sizes would ask for, built before anything is timed
+        for name in COORDINATEWISE:
+            if not args.only or name in args.only:
+                subject(name)(torch.randn(n, fused.WORTH_A_BUILD), (n - 3) // 4)
+    fused.wait()
     kernels = {n: fused.available(torch.float32, n) or "eager" for n, _ in sizes}
     print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}; ms per call, float32, f = (n - 3) // 4; coordinate-wise median on: "
           + ", ".join(f"n={n} {kind}" for n, kind in kernels.items()))
+    print(f"# fused kernels: {fused.summary()}")
     header = ["rule"] + [f"n={n} d={d:.0e}".replace("e+0", "e") for n, d in sizes]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))

@@ -5,8 +5,11 @@ byzsim and ByzFL on the same random float32 [n, d] gradients (default n = 50,
 d = 1e6, f = (n - 3) // 4 = 11), interleaved call by call, and prints the
 median milliseconds per call, byzsim's speed-up and the geometric mean of the
 speed-ups. The coordinate-wise rules are timed twice for byzsim: on the fused
-kernel (`aggregators.fused`, when built) and on the eager path
-(``BYZSIM_FUSED=0``).
+kernel (`aggregators.fused`) and on the eager path (``BYZSIM_FUSED=0``). As
+on a default install, nothing is built by hand: the warm-up call of each rule
+asks for its kernels as a run does (built in the background on first use,
+once per machine); the script waits for those builds, says which it made and
+how long each took (none on a machine that ran it before), and times after.
 
 ByzFL is not a dependency of byzsim: point this script at an unpacked copy,
 
@@ -126,7 +129,6 @@ def main() -> None:
     n, d = args.n, int(args.d)
     f = (n - 3) // 4
     x = torch.randn(n, d, generator=torch.Generator().manual_seed(0))
-    kernel = fused.available(torch.float32, n)
 
     subjects = {}  # label -> (byzsim call, ByzFL call)
     for name, (spec, cls, takes_f, _) in list(RULES.items()) + [(k, (s, c, False, note)) for k, (s, c, note) in EXTRA.items()]:
@@ -141,6 +143,14 @@ def main() -> None:
     gaps = {}  # warm-up (and the fused kernel's load); how far apart the two outputs are
     for label, (call, theirs) in subjects.items():
         gaps[label] = float((call(x) - theirs(x)).abs().max() / x.abs().max())
+    fused.wait()  # the kernels the warm-up asked for, as a first run on this machine builds them
+    build = fused.summary()
+    for call, _ in subjects.values():  # the kernels built meanwhile are loaded here, not in a timed call
+        call(x)
+    problems = {"median": (fused.MEDIAN,), "trmean": (fused.TRIMMED_MEAN, f),
+                "meamed": (fused.CLOSEST_TO_MEDIAN, 0, n - f)}
+    kernel = {name: fused.available(torch.float32, n, *problem) or "eager" for name, problem in problems.items()
+              if name in subjects}
     for _ in range(args.repeats):
         for label, (call, theirs) in subjects.items():
             times[label][0].append(seconds(call, x))
@@ -148,8 +158,9 @@ def main() -> None:
 
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch "
           f"threads, torch {torch.__version__}, ByzFL {version}; float32 [{n}, {d:.0e}], f = {f}; median of "
-          f"{args.repeats} interleaved calls; coordinate-wise rules on the {kernel + ' kernel' if kernel else 'eager path'}"
-          + ("" if kernel == "specialised" else f" (build: python -m aggregators.fused --build --n {n} --f {f})"))
+          f"{args.repeats} interleaved calls; fused kernels in use: "
+          + (", ".join(f"{name} {kind}" for name, kind in kernel.items()) or "none timed"))
+    print(f"# {build}")
     report(times, gaps)
 
 

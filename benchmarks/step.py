@@ -1,33 +1,41 @@
-"""Whole-step benchmark: the simulator's step against the physical limit and a reference-style step, side by side.
+"""Whole-step benchmark: every built-in model's step, with the default engine, against the physical limit.
 
-For each model (the 28x28 CNN `simples-conv` and the MLP `simples-full`),
-n workers (f = n // 5 Byzantine), b = 32, ALIE (z = 1.5) with worker momentum
-0.9 against krum, median and the trimmed mean, it times, interleaved on the
-same data:
+For every model of the catalogue (the `simples-*` and `reference-*` models and
+torchvision's resnet18), n workers (f = n // 5 Byzantine), b = 32, ALIE
+(z = 1.5) with worker momentum 0.9 against the median (``--rules`` for more),
+it times, interleaved on the same data:
 
-- vmap, grouped, loop: `Simulation.step()` with each engine (sampling by
-  index, per-worker gradients, vectorised attack and rule, flat update);
-- reference: a step written the usual way: one DataLoader per worker, one
-  backward per worker, ALIE through `torch.std`, Krum's distances through a
-  Python loop over pairs, `torch.median` / a sorted trimmed mean, a
-  per-parameter update;
+- step: `Simulation.step()` with no engine named, i.e. the default engine
+  ``fastest``; the row names the engine it resolved to (from the model's
+  layers and the device), and the fused kernel the rule ran on;
+- auto: the same step with ``auto``, the default before ``fastest`` (only
+  where the two resolve to different engines);
+- reference (CPU): a step written the usual way: one DataLoader per worker,
+  one backward per worker, ALIE through `torch.std`, the rule on plain torch
+  calls, a per-parameter update;
 - limit: one forward + backward over the h * b honest samples as one batch,
   the least any step must do (a gradient attack computes nothing);
-- pass: one pass over the [n, d] matrix of vectors (a clone): the least any
-  rule must read.
+- pass: one pass over the [n, d] matrix of vectors, the least any rule must
+  read: warm (a copy into a buffer written before) and cold (a clone: new
+  memory, page faults included).
 
-It prints milliseconds per step and the ratios: each engine's step over the
-limit, and the best step over (limit + pass). The fused coordinate-wise
-kernels are used when they are built (`python -m aggregators.fused --build
---n N --f F`), which the header says. `--device cuda` runs the same table on
-a GPU, and `--scaling` adds a row per n from 10 to 1,000 (the MLP and the
-CNN, the vmap engine with its chunk size chosen to fit the device's memory):
-step time and peak memory. Data: real Fashion-MNIST when Debian's
-dataset-fashion-mnist is installed, otherwise random 28x28 images (speed does
-not depend on the pixels).
+It prints milliseconds per step and the ratios: step / limit, the target for
+convolutional models, and step / (limit + warm pass), the target for MLPs.
+torchvision models run at n = 5 (``--small``) whatever ``--sizes`` says.
+Before timing, the fused coordinate-wise kernels the rules need are asked for
+as a run asks for them (``BYZSIM_FUSED`` unset: built in the background on
+first use, once per machine); the header says which kernels this run had to
+build and how long each took, or that the cache had them. `--device cuda` runs
+the same table on a GPU, and `--scaling` adds a row per n from 10 to 1,000
+(the MLP and the CNN, the default engine with its chunk size chosen to fit the
+device's memory): step time and peak memory. Data: real Fashion-MNIST when
+Debian's dataset-fashion-mnist is installed, otherwise random 28x28 images;
+random 32x32 colour images for the CIFAR-shaped models (speed does not
+depend on the pixels).
 
-    python benchmarks/step.py            # n in {10, 25, 50} (a few minutes on 2 cores)
-    python benchmarks/step.py --quick    # n = 25 only, fewer repeats
+    python benchmarks/step.py            # every model at n = 25, 7 repeats
+    python benchmarks/step.py --quick    # 3 repeats
+    python benchmarks/step.py --models simples-conv simples-full --sizes 10 25 50 --rules median krum trmean
     python benchmarks/step.py --device cuda --scaling
 """
 from __future__ import annotations
@@ -46,27 +54,50 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+import aggregators
 import simulator.core.simulation as simulation
-from experiments import datasets
+from aggregators import fused
+from experiments import datasets, models
 from experiments.tools import UserException
 from simulator.core.config import Config
 from simulator.core.memory import keep_freed_memory
 
+TORCHVISION = ("resnet18",)  # one torchvision model: batch norm, residual blocks, 11M parameters
+SHAPES = {"simples-digits": "digits", "simples-cifar": "32x32", "resnet18": "32x32"}  # the others: 28x28
+# rule -> the fused kernel it runs at (n, f): (statistic, trim, kept), or None for a rule without one
+KERNELS = {"median": lambda n, f: (fused.MEDIAN, 0, 1), "trmean": lambda n, f: (fused.TRIMMED_MEAN, f, 1),
+           "meamed": lambda n, f: (fused.CLOSEST_TO_MEDIAN, 0, n - f)}
 
-def synthetic_if_missing() -> str:
-    """The dataset to time on: Fashion-MNIST if present, else random 28x28 images registered as a dataset."""
-    try:
-        datasets.load_tensors("fashionmnist", False)
-        return "fashionmnist"
-    except UserException:
+
+def catalogue() -> list[str]:
+    """Every built-in model, then the torchvision ones timed here."""
+    return [*models.names(), *TORCHVISION]
+
+
+def _random(name: str, shape: tuple[int, ...]) -> str:
+    """Register (once) a dataset of random images of ``shape`` under ``name``."""
+    if name not in datasets.REGISTRY:
         def read(root, train, download):
             g = torch.Generator().manual_seed(int(train))
             count = 6000 if train else 1000
-            return torch.rand(count, 1, 28, 28, generator=g).numpy(), torch.randint(10, (count,), generator=g).numpy()
+            return torch.rand(count, *shape, generator=g).numpy(), torch.randint(10, (count,), generator=g).numpy()
 
-        datasets.REGISTRY.add("random28", datasets.Spec(name="random28", description="random 28x28 images",
-                                                        num_classes=10, read=read, stats=lambda: ((0.5,), (0.29,))))
-        return "random28"
+        datasets.REGISTRY.add(name, datasets.Spec(name=name, description=f"random {shape} images", num_classes=10,
+                                                  read=read, stats=lambda: ((0.5,) * shape[0], (0.29,) * shape[0])))
+    return name
+
+
+def data_for(model: str) -> str:
+    """The dataset to time ``model`` on: its own shape of input, real where installed."""
+    shape = SHAPES.get(model, "28x28")
+    if shape == "digits":
+        return "digits"
+    real = "fashionmnist" if shape == "28x28" else "cifar10"
+    try:
+        datasets.load_tensors(real, False)
+        return real
+    except UserException:
+        return _random("random28", (1, 28, 28)) if shape == "28x28" else _random("random32", (3, 32, 32))
 
 
 def side_by_side(calls: dict, repeats: int, device: torch.device) -> dict[str, float]:
@@ -133,29 +164,60 @@ def limit_step(sim: simulation.Simulation, h: int, b: int) -> callable:
     return step
 
 
-def measure(dataset: str, model: str, n: int, aggregator: str, repeats: int, device: str,
-            engines: tuple[str, ...]) -> dict[str, float]:
-    f, b = n // 5, 32
-    base = dict(dataset=dataset, model=model, nb_workers=n, nb_decl_byz=f, batch_size=b, aggregator=aggregator,
-                attack="alie(z=1.5)", momentum=0.9, momentum_at="worker", lr=0.01, device=device,
-                output="/tmp/byzsim-bench")
-    sims = {engine: simulation.Simulation(Config(**base, engine=engine)) for engine in engines}
-    some = next(iter(sims.values()))
-    vectors = torch.randn(n, some.model.get().numel(), device=some.device)
-    calls = {engine: sim.step for engine, sim in sims.items()}
-    if device == "cpu":
-        loaders = loaders_for(some)
-        calls["reference"] = lambda: reference_step(some, loaders, aggregator, f)
-    calls["limit"] = limit_step(some, n - f, b)
-    calls["pass"] = vectors.clone
-    return side_by_side(calls, repeats, torch.device(device))
+def config_of(model: str, n: int, aggregator: str, b: int, device: str, **changes) -> Config:
+    return Config(dataset=data_for(model), model=model, nb_workers=n, nb_decl_byz=n // 5, batch_size=b,
+                  aggregator=aggregator, attack="alie(z=1.5)", momentum=0.9, momentum_at="worker", lr=0.01,
+                  device=device, output="/tmp/byzsim-bench", **changes)
 
 
-def scaling(dataset: str, model: str, device: str) -> None:
-    """Step time and peak memory of the vmap engine for n from 10 to 1,000 (chunk size fitted to the memory)."""
+def kernel_in_use(aggregator: str, n: int, f: int, device: str) -> str:
+    """The fused kernel the rule runs on now (specialised, generic, eager), or '-' for a rule without one."""
+    if aggregator not in KERNELS:
+        return "-"
+    if device != "cpu":
+        return "eager"  # the kernels are CPU code
+    return fused.available(torch.float32, n, *KERNELS[aggregator](n, f)) or "eager"
+
+
+def prepare_kernels(rows: list[tuple[str, int, str]]) -> str:
+    """Ask for the kernels the rules need, as a run does, and wait for their builds; what happened, in a line."""
+    started = time.perf_counter()
+    for _, n, aggregator in rows:
+        if aggregator in KERNELS:
+            aggregators.get(aggregator)(torch.randn(n, fused.WORTH_A_BUILD), n // 5)
+    fused.wait()
+    return f"{fused.summary()}; all ready {time.perf_counter() - started:.1f} s after the first call"
+
+
+def measure(model: str, n: int, aggregator: str, repeats: int, device: str, b: int,
+            reference: bool) -> tuple[dict[str, float], dict[str, str]]:
+    """Milliseconds of each call, and what ran: the default engine's name and the rule's kernel."""
+    f = n // 5
+    sim = simulation.Simulation(config_of(model, n, aggregator, b, device))
+    calls, names = {"step": sim.step}, {"engine": sim.workers.name}
+    previous = simulation.Simulation(config_of(model, n, aggregator, b, device, engine="auto"))
+    if previous.workers.name != sim.workers.name:
+        calls["auto"] = previous.step
+    names["auto"] = previous.workers.name
+    vectors = torch.randn(n, sim.model.get().numel(), device=sim.device)
+    buffer = torch.empty_like(vectors)
+    if device == "cpu" and reference:
+        loaders = loaders_for(sim)
+        calls["reference"] = lambda: reference_step(sim, loaders, aggregator, f)
+    calls["limit"] = limit_step(sim, n - f, b)
+    calls["warm pass"] = lambda: buffer.copy_(vectors)
+    calls["cold pass"] = vectors.clone
+    times = {k: 1000 * v for k, v in side_by_side(calls, repeats, torch.device(device)).items()}
+    times.setdefault("auto", times["step"])
+    names["kernel"] = kernel_in_use(aggregator, n, f, device)
+    return times, names
+
+
+def scaling(model: str, device: str) -> None:
+    """Step time and peak memory of the default engine for n from 10 to 1,000 (chunk size fitted to the memory)."""
     for n in (10, 30, 100, 300, 1000):
-        config = Config(dataset=dataset, model=model, nb_workers=n, nb_decl_byz=n // 5, aggregator="median",
-                        attack="alie(z=1.5)", batch_size=32, engine="vmap", device=device, output="/tmp/byzsim-bench")
+        config = Config(dataset=data_for(model), model=model, nb_workers=n, nb_decl_byz=n // 5, aggregator="median",
+                        attack="alie(z=1.5)", batch_size=32, device=device, output="/tmp/byzsim-bench")
         try:
             sim = simulation.Simulation(config)
             if device == "cuda":
@@ -163,45 +225,57 @@ def scaling(dataset: str, model: str, device: str) -> None:
             seconds = side_by_side({"step": sim.step}, 3, torch.device(device))["step"]
             peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
             chunk = getattr(sim.engine, "chunk_size", None)
-            print(f"{model:<13} {n:>5} {1000 * seconds:>10.1f} {peak:>12.2f} {str(chunk):>8}", flush=True)
+            print(f"{model:<24} {n:>5} {sim.workers.name:>8} {1000 * seconds:>10.1f} {peak:>12.2f} {str(chunk):>8}",
+                  flush=True)
         except (UserException, RuntimeError) as err:  # e.g. out of memory
-            print(f"{model:<13} {n:>5} {'failed':>10}: {str(err).splitlines()[0][:80]}", flush=True)
+            print(f"{model:<24} {n:>5} {'failed':>10}: {str(err).splitlines()[0][:80]}", flush=True)
 
 
-def header(device: str, repeats: int, data: str) -> str:
-    from aggregators import fused
-
+def header(device: str, repeats: int) -> str:
     machine = torch.cuda.get_device_name() if device == "cuda" else (platform.processor() or platform.machine())
     return (f"# whole step, ms (median of {repeats} interleaved); torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads, {machine}; data: {data}; fused kernels: BYZSIM_FUSED={fused.mode()}, "
-            f"{'in use' if fused.available() else 'not built (eager)'}")
+            f"{torch.get_num_threads()} threads, {machine}; engine: the default ({Config().engine}), resolved per "
+            f"model below")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="n = 25 only, 3 repeats")
+    parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
+    parser.add_argument("--models", nargs="+", default=None, help="default: every built-in model and resnet18")
+    parser.add_argument("--sizes", nargs="+", type=int, default=[25], help="numbers of workers n (default: 25)")
+    parser.add_argument("--small", type=int, default=5, help="n for the torchvision models (default: 5)")
+    parser.add_argument("--rules", nargs="+", default=["median"], help="aggregators (default: median)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--no-reference", action="store_true", help="leave out the reference-style step")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    parser.add_argument("--scaling", action="store_true", help="also n = 10..1000 with the vmap engine")
-    args = parser.parse_args()
+    parser.add_argument("--scaling", action="store_true", help="also n = 10..1000 with the default engine")
+    args = parser.parse_args(argv)
     keep_freed_memory()
-    data = synthetic_if_missing()
-    sizes, repeats = ((25,), 3) if args.quick else ((10, 25, 50), 7)
-    print(header(args.device, repeats, data))
-    print(f"{'model':<13} {'n':>3} {'rule':<7} {'vmap':>7} {'grouped':>8} {'loop':>7} {'refer.':>7} {'limit':>7} "
-          f"{'pass':>6} {'vmap/lim':>9} {'grp/lim':>8} {'best/(lim+pass)':>16}")
-    for model, n, aggregator in itertools.product(("simples-conv", "simples-full"), sizes,
-                                                  ("krum", "median", "trmean")):
-        t = {k: 1000 * v for k, v in measure(data, model, n, aggregator, repeats, args.device,
-                                             ("vmap", "grouped", "loop")).items()}
-        best = min(t["vmap"], t["grouped"], t["loop"])
-        print(f"{model:<13} {n:>3} {aggregator:<7} {t['vmap']:>7.1f} {t['grouped']:>8.1f} {t['loop']:>7.1f} "
-              f"{t.get('reference', float('nan')):>7.1f} {t['limit']:>7.1f} {t['pass']:>6.2f} "
-              f"{t['vmap'] / t['limit']:>9.2f} {t['grouped'] / t['limit']:>8.2f} "
-              f"{best / (t['limit'] + t['pass']):>16.2f}", flush=True)
+    repeats = 3 if args.quick else 7
+    chosen = args.models or catalogue()
+    rows = [(model, n, rule) for model in chosen
+            for n in ([min(args.small, *args.sizes)] if model in TORCHVISION else args.sizes) for rule in args.rules]
+    print(header(args.device, repeats))
+    print(f"# fused kernels: {prepare_kernels(rows) if args.device == 'cpu' else 'CPU only; eager on this device'}")
+    print(f"# data: {', '.join(sorted({data_for(model) for model in chosen}))}; pass: warm = a copy into a buffer "
+          f"written before, cold = a clone (new memory)")
+    print(f"{'model':<24} {'n':>3} {'rule':<7} {'engine':<8} {'kernel':<11} {'step':>8} {'auto':>8} {'refer.':>8} "
+          f"{'limit':>8} {'warm':>6} {'cold':>6} {'step/lim':>9} {'step/(lim+warm)':>16} {'auto/step':>10}")
+    for model, n, aggregator in rows:
+        try:
+            t, what = measure(model, n, aggregator, repeats, args.device, args.batch_size, not args.no_reference)
+        except (UserException, RuntimeError) as err:
+            print(f"{model:<24} {n:>3} {aggregator:<7} failed: {str(err).splitlines()[0][:90]}", flush=True)
+            continue
+        auto = f"{t['auto']:>8.1f}" if what["auto"] != what["engine"] else f"{'= ' + what['auto']:>8}"
+        print(f"{model:<24} {n:>3} {aggregator:<7} {what['engine']:<8} {what['kernel']:<11} {t['step']:>8.1f} {auto} "
+              f"{t.get('reference', float('nan')):>8.1f} {t['limit']:>8.1f} {t['warm pass']:>6.2f} "
+              f"{t['cold pass']:>6.2f} {t['step'] / t['limit']:>9.2f} "
+              f"{t['step'] / (t['limit'] + t['warm pass']):>16.2f} {t['auto'] / t['step']:>10.2f}", flush=True)
     if args.scaling:
-        print(f"\n{'model':<13} {'n':>5} {'step ms':>10} {'peak GiB':>12} {'chunk':>8}")
+        print(f"\n{'model':<24} {'n':>5} {'engine':>8} {'step ms':>10} {'peak GiB':>12} {'chunk':>8}")
         for model in ("simples-full", "simples-conv"):
-            scaling(data, model, args.device)
+            scaling(model, args.device)
 
 
 if __name__ == "__main__":

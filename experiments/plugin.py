@@ -65,6 +65,9 @@ class Plugin:
     name: ClassVar[str] = "plugin"
     family: ClassVar[str] = "plug-in"  # "aggregator", "attack": names the plug-in in messages
     neutral: ClassVar[tuple[str, ...]] = ()  # parameters that never change a run's numbers (a timeout)
+    # Parameters added after runs were made with the plug-in: at their default they stay out of the identity,
+    # so those runs keep their ids (their default is the behaviour the plug-in had without them).
+    added: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: object) -> None:
         self._given: dict[str, object] = {}
@@ -111,8 +114,11 @@ class Plugin:
 
     @property
     def identity(self) -> str:
-        """The canonical form without the `neutral` parameters: what a run id hashes."""
-        return format_spec(self.name, {k: getattr(self, k) for k in self.parameters() if k not in self.neutral})
+        """The canonical form without the `neutral` parameters, nor `added` ones at their default: what a run
+        id hashes."""
+        defaults = self.parameters()
+        kept = {k: getattr(self, k) for k in defaults if k not in self.neutral}
+        return format_spec(self.name, {k: v for k, v in kept.items() if not (k in self.added and v == defaults[k])})
 
     def __str__(self) -> str:
         return self.spec

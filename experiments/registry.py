@@ -7,7 +7,9 @@ decorator (``@REGISTRY.register("krum")``), with `names()`, `describe()` and
 may name the packages whose modules hold its entries: they are imported on
 first use, so adding a rule, an attack or a dataset is adding one file. A
 module that fails to import does not vanish: asking for a missing name then
-says which module failed and why.
+says which module failed and why. Plug-ins from outside the package
+(`experiments.plugins`: ``BYZSIM_PLUGINS``, entry points) are loaded on the
+first use of any registry.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Generic, TypeVar
 
+from experiments import plugins
 from experiments.grammar import parse_spec
 from experiments.tools import UnavailableException, UserException
 
@@ -51,8 +54,11 @@ class Registry(Generic[T]):
             named after their module and function).
     """
 
+    instances: list["Registry"] = []  # every registry, so a plug-in's additions can be told
+
     def __init__(self, kind: str, packages: Sequence[str] = (),
                  discover: Callable[["Registry[T]"], None] | None = None) -> None:
+        Registry.instances.append(self)
         self.kind = kind
         self._packages = tuple(packages)
         self._discover = discover
@@ -87,6 +93,11 @@ class Registry(Generic[T]):
             self.broken.update(import_modules(package_name)[1])
         if self._discover is not None:
             self._discover(self)
+        plugins.autoload()
+
+    def entries(self) -> list[str]:
+        """The names registered so far, without importing anything."""
+        return list(self._entries)
 
     # -------------------------------------------------------------- reading
     def names(self) -> list[str]:
@@ -112,7 +123,8 @@ class Registry(Generic[T]):
             failures = "; ".join(f"module {m!r} failed to import ({e})" for m, e in sorted(self.broken.items()))
             raise UserException(f"Unknown {self.kind} {name!r}; it may live in a module that failed to import: "
                                 f"{failures}.")
-        raise UnavailableException(self.kind, name, self._entries)
+        raise UnavailableException(self.kind, name, self._entries,
+                                   hint="One from outside byzsim needs its plug-in: --plugins or BYZSIM_PLUGINS.")
 
     def build(self, spec: str, **params: object) -> object:
         """The plug-in a one-step spec names (``dirichlet(alpha=0.3)``), built with its parameters and ``params``."""

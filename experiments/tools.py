@@ -32,17 +32,18 @@ class UnavailableException(UserException):
         kind: what was looked up, e.g. ``"aggregator"``.
         name: the unknown name.
         available: every valid name.
+        hint: a last sentence (e.g. how to load a plug-in that would provide the name).
     """
 
-    def __init__(self, kind: str, name: object, available: Iterable[str]):
+    def __init__(self, kind: str, name: object, available: Iterable[str], hint: str = ""):
         self.kind = kind
         self.name = name
         self.available = sorted(set(available))
-        hint = did_you_mean(str(name), self.available)
+        close = did_you_mean(str(name), self.available)
         shown = self.available[:_LISTED]  # a catalogue of hundreds (torchvision's models) stays one short line
         listing = ", ".join(shown) + (f", ... ({len(self.available)} in all)" if len(self.available) > _LISTED else "")
         listing = listing or "(none)"
-        super().__init__(f"Unknown {kind} {name!r}.{hint} Available: {listing}.")
+        super().__init__(f"Unknown {kind} {name!r}.{close} Available: {listing}.{' ' + hint if hint else ''}")
 
 
 class ArgumentException(UserException, TypeError):

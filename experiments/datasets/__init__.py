@@ -5,8 +5,11 @@ Two views of the same data:
   and DataLoaders), with torchvision-style items and transforms; names not in
   the registry fall back to the torchvision dataset class of that lower-case name.
 - `load_tensors` gives a whole split as two tensors (float32 [N,C,H,W],
-  normalised exactly like the default test transform, and int64 [N]) for the
-  simulator, which keeps datasets on the device and needs no DataLoader.
+  normalised exactly like the default test transform, or in [0, 1] with
+  ``normalise=False``, and int64 [N]) for the simulator, which keeps datasets
+  on the device and needs no DataLoader; a dataset spec
+  (``fashionmnist(flip=true,normalise=false)``, see `pipeline`) says how the
+  simulator serves them.
 Nothing is downloaded unless ``download=True`` is passed.
 """
 from __future__ import annotations
@@ -17,12 +20,13 @@ from typing import Any
 
 import torch
 
+from experiments.datasets.pipeline import Pipeline, flip_mask, hflip, parse
 from experiments.datasets.spec import REGISTRY, ArrayDataset, Spec, to_unit
 from experiments.paths import default_root
 from experiments.tools import ArgumentException, UnavailableException, UserException
 
 __all__ = ["REGISTRY", "Spec", "names", "describe", "num_classes", "load_tensors", "build", "get_default_transform",
-           "torchvision_names"]
+           "torchvision_names", "Pipeline", "parse", "flip_mask", "hflip"]
 
 
 names = REGISTRY.names  # the datasets readable offline
@@ -38,13 +42,19 @@ def _root(root: str | Path | None) -> Path:
     return Path(root).expanduser() if root is not None else default_root()
 
 
-def load_tensors(name: str, train: bool, root: str | Path | None = None,
-                 download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """A whole split as (float32 [N,C,H,W] normalised like the test transform, int64 [N])."""
+def load_tensors(name: str, train: bool, root: str | Path | None = None, download: bool = False,
+                 normalise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole split as (float32 [N,C,H,W] normalised like the test transform, int64 [N]).
+
+    ``normalise=False`` leaves the pixels in [0, 1] (ToTensor's arithmetic, no standardisation).
+    """
     spec = REGISTRY.get(name)
     images, labels = spec.read(_root(root), train, download)
+    labels = torch.from_numpy(labels).to(torch.int64)
+    if not normalise:
+        return to_unit(images), labels
     mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in spec.stats())
-    return (to_unit(images) - mean) / std, torch.from_numpy(labels).to(torch.int64)
+    return (to_unit(images) - mean) / std, labels
 
 
 def torchvision_names() -> list[str]:

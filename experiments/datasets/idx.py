@@ -59,15 +59,17 @@ def find_idx(folders: list[Path], train: bool) -> tuple[Path, Path] | None:
 
 def _reader(name: str, class_name: str, extra: tuple[Path, ...]):
     def read(root: Path, train: bool, download: bool) -> tuple[np.ndarray, np.ndarray]:
-        folders = [root / class_name / "raw", root, *extra]
-        found = find_idx(folders, train)
-        if found is None and download:
+        under_root, folders = [root / class_name / "raw", root], [root / class_name / "raw", root, *extra]
+        found = find_idx(under_root, train)
+        if found is None and download:  # fetched into root, even where a system copy (Debian's) exists
             import torchvision.datasets
             try:
                 getattr(torchvision.datasets, class_name)(str(root), train=train, download=True)
             except Exception as err:  # network and disk errors alike
-                raise UserException(f"Downloading dataset {name!r} into {str(root)!r} failed: {err}") from None
-            found = find_idx(folders, train)
+                raise UserException(f"Downloading dataset {name!r} into {str(root)!r} failed: "
+                                    f"{' '.join(str(err).split())}") from None  # torchvision's lines as one
+            found = find_idx(under_root, train)
+        found = found or find_idx(folders, train)
         if found is None:
             raise UserException(not_found(name, [f"{s}[.gz]" for s in _files(train)], folders))
         images, labels = (read_idx(path) for path in found)

@@ -77,5 +77,6 @@ def to_unit(images: np.ndarray) -> torch.Tensor:
 def not_found(name: str, files: list[str], looked: list[Path]) -> str:
     """The one-sentence message of a missing dataset."""
     where = ", ".join(str(p) for p in looked)
-    return (f"Dataset {name!r} not found: looked for {', '.join(files)} in {where}; pass that folder as root= "
-            "(byzsim: --data-root) or set BYZSIM_DATA to it, or pass download=True to fetch them with torchvision.")
+    return (f"Dataset {name!r} not found: looked for {', '.join(files)} in {where}. Pass the folder holding them "
+            f"with --data-root (Python: root=) or set BYZSIM_DATA to it, or fetch them with `byzsim data download "
+            f"{name}` (Python: download=True).")

@@ -6,11 +6,13 @@ import json
 import sys
 from pathlib import Path
 
-from experiments.tools import UserException
+from experiments.tools import UnavailableException, UserException
+from simulator.core.plugin_record import explain
 from simulator.core.store import varying
 from simulator.grid import iter_status, load_grids, parse_shard, prepare, run_grid, shard_of
+from simulator.grid.spec import parse_overrides
 
-__all__ = ["MAX_EXIT", "add_parser", "add_runner_options", "runner_options"]
+__all__ = ["MAX_EXIT", "add_log_option", "add_parser", "add_runner_options", "runner_options"]
 
 MAX_EXIT = 100  # the exit status is the number of failed runs, capped below the shell's special values
 
@@ -20,16 +22,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "grid", help="run a benchmark grid from a TOML file (skips finished runs)",
         description="Run every combination of a grid file into one folder, one sub-folder per run id. Finished runs "
                     "are skipped, so an interrupted grid resumes; a failed run is recorded in errors/ and the exit "
-                    "status is the number of failed runs. See docs/grids.md.")
+                    "status is the number of failed runs. KEY=VALUE words after the file override that key in every "
+                    "grid of the file (a JSON list sweeps: 'aggregator=[\"krum\",\"median\"]'). See docs/grids.md.")
     grid.add_argument("file", help="grid file (TOML)")
+    grid.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                      help="set KEY in every grid of the file, replacing the file's value or list: steps=100, "
+                           "seeds=2, 'aggregator=[\"krum\",\"median\"]' (a list sweeps); right after the file")
     grid.add_argument("--grid", metavar="NAME", help="only this named grid of the file (default: all)")
     grid.add_argument("--output", metavar="DIR", help="output folder (default: results/runs/<file name>, and "
                                                       "/<grid name> below it for a file of several grids)")
     add_runner_options(grid, "grid")
+    add_log_option(grid)
     grid.add_argument("--append", action="store_true", help="allow an output folder that holds other runs")
     grid.add_argument("--list", action="store_true", help="print the run ids and their configurations; run nothing")
     grid.add_argument("--json", action="store_true", help="with --list: one JSON object per line")
     grid.set_defaults(func=run_command)
+
+
+def add_log_option(parser: argparse.ArgumentParser) -> None:
+    """``--log``: the trackers that also record each run (`simulator.core.loggers`); `byzsim train` has it too."""
+    parser.add_argument("--log", metavar="NAMES", default="",
+                        help="also log each run to these trackers, comma-separated: tensorboard, wandb, mlflow "
+                             "(each needs its package: pip install 'byzsim[tensorboard]'; see docs/loggers.md); "
+                             "results and run ids stay the same")
 
 
 def add_runner_options(parser: argparse.ArgumentParser, what: str) -> None:
@@ -73,8 +88,15 @@ def _own(root: Path, name: str, several: bool) -> Path:
 
 def run_command(args: argparse.Namespace) -> int:
     options = runner_options(args)
-    grids = load_grids(args.file)
-    several, root = len(grids) > 1, Path(args.output or Path("results/runs") / Path(args.file).stem)
+    root = Path(args.output or Path("results/runs") / Path(args.file).stem)
+    try:
+        grids = load_grids(args.file, parse_overrides(args.overrides))
+    except UserException as err:  # a plug-in's name: the grid's earlier output may say which plug-in provides it
+        unknown = err if isinstance(err, UnavailableException) else err.__cause__
+        if isinstance(unknown, UnavailableException) and explain(root, unknown) is not unknown:
+            raise explain(root, unknown) from None
+        raise
+    several = len(grids) > 1
     outputs = {name: _own(root, name, several) for name in grids}
     if args.grid:
         if args.grid not in grids:
@@ -90,7 +112,7 @@ def run_command(args: argparse.Namespace) -> int:
     failed = 0
     for name, grid in grids.items():
         records = None if args.records is None else _own(Path(args.records), name, several)
-        outcome = run_grid(grid, outputs[name], append=args.append, records=records, **options)
+        outcome = run_grid(grid, outputs[name], append=args.append, records=records, loggers=args.log, **options)
         print(f"grid {name!r} -> {outputs[name]}: {outcome.line()}", file=sys.stderr)
         failed += outcome.failed
     if failed:

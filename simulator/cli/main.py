@@ -14,14 +14,20 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 
+import torch
+
+from experiments import plugins
 from experiments.grammar import parse_mapping
 from experiments.tools import UserException
+from simulator.cli import data as data_command
 from simulator.cli import grid as grid_command
 from simulator.cli import studies as studies_command
 from simulator.cli.catalogue import SECTIONS, catalogue
 from simulator.core.migrate import migrate
+from simulator.core.plugin_record import record as record_plugins
 from simulator.core.config import DEFAULTS, Config
 from simulator.core.run import run
+from simulator.grid.order import expansion
 
 
 # ----------------------------------------------------------------- parsing
@@ -33,12 +39,22 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
             help_text += f" (default: {field.default})"
         if field.type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
+        elif field.type == "bool | str":  # `--nesterov` alone is true, `--nesterov lookahead` a named form
+            parser.add_argument(flag, nargs="?", const=True, type=_flag_value, default=argparse.SUPPRESS,
+                                metavar="FORM", help=help_text)
+            parser.add_argument("--no-" + flag[2:], dest=field.name, action="store_const", const=False,
+                                default=argparse.SUPPRESS, help=f"the same as {flag} false")
         else:
             kind = {"int": int, "float": float}.get(field.type.split(" |")[0], str)  # "int | None" -> int
             parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, metavar=field.name.upper(), help=help_text)
     for name, what in SPEC_ARGS.items():
         parser.add_argument("--" + name.replace("_", "-"), default=argparse.SUPPRESS, metavar="K=V,...",
                             help=f"parameters of {what}, folded into its spec (k=v,k=v or JSON)")
+
+
+def _flag_value(text: str) -> bool | str:
+    """An option that is a switch or a named form: true/false as booleans, any other word as itself."""
+    return {"true": True, "false": False}.get(text.strip().lower(), text.strip())
 
 
 # Options folded into a spec field: `--model-args width=3` adds width=3 to the model's spec.
@@ -59,8 +75,13 @@ DIVERGED = 3  # `byzsim train`'s exit status for a run that diverged (2: a user 
 
 # ---------------------------------------------------------------- commands
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.threads < 0:
+        raise UserException(f"--threads must be 0 (torch's default) or more, got {args.threads}.")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     config = config_from_args(args)
-    result = run(config, progress=not args.quiet)
+    record_plugins(config.output)
+    result = run(config, progress=not args.quiet, loggers=args.log)
     if result is None:  # a worker rank of a distributed run: rank 0 reports
         return 0
     s = result.summary
@@ -94,7 +115,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from simulator.report import write_report  # lazy: start-up time (matplotlib, scipy)
 
-    for path in write_report(args.folder, args.output, select=args.select, metric=args.metric):
+    for path in write_report(args.folder, args.output, select=args.select, metric=args.metric,
+                             expansion=expansion(args.folder)):  # the grid file's order of rules, attacks...
         print(path)
     return 0
 
@@ -107,8 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="run one simulated training", description="Run one simulated training under attack. "
                            "Re-running the same command resumes an interrupted run, or returns a finished one.")
-    train.add_argument("--config", metavar="FILE", help="JSON file of configuration fields; options given here override it")
+    train.add_argument("--config", metavar="FILE", help="configuration fields from a JSON file (a run's config.json "
+                       "reruns its experiment) or a TOML file (FILE.toml, field = value lines as in a grid's "
+                       "[defaults]); options given here override it")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--threads", type=int, default=1,
+                       help="torch threads for the run (default 1: byzsim's models are small and a step is many "
+                            "small kernels, where more threads mostly add overhead, the more so on a busy machine; "
+                            "0 keeps torch's default of one per core, for big models)")
+    grid_command.add_log_option(train)
     add_config_options(train)
     train.set_defaults(func=cmd_train)
 
@@ -133,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     studies_command.add_parser(sub)
+    data_command.add_parser(sub)
 
     migration = sub.add_parser("migrate", help="rename run folders and records to the current run ids",
                                description="Rewrite every run folder directly below each FOLDER (a grid's output "
@@ -143,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     migration.set_defaults(func=cmd_migrate)
     for command in sub.choices.values():
         command.allow_abbrev = False  # --nb-worker must not pass for --nb-workers
+        command.add_argument("--plugins", metavar="SPEC", action="append",
+                             help="load rules, attacks, datasets... from outside byzsim: a .py file or a module "
+                                  "name, several separated by commas (also BYZSIM_PLUGINS; see docs/plugins.md)")
     return parser
 
 
@@ -150,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        plugins.load(args.plugins)  # before any name is looked up; grid workers inherit them (BYZSIM_PLUGINS)
         return args.func(args)
     except (UserException, OSError) as err:  # OSError: an unwritable or unreadable path
         print(f"byzsim: error: {err}", file=sys.stderr)

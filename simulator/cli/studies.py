@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from experiments.tools import UserException
-from simulator.cli.grid import MAX_EXIT, add_runner_options, runner_options
+from simulator.cli.grid import MAX_EXIT, add_log_option, add_runner_options, runner_options
 
 __all__ = ["add_parser"]
 
@@ -23,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     reproduce.add_argument("--dataset", help="run on this dataset instead of the paper's")
     reproduce.add_argument("--data-root", metavar="DIR", help="folder holding the paper's dataset files")
     add_runner_options(reproduce, "study")
+    add_log_option(reproduce)
     reproduce.add_argument("--output", metavar="DIR",
                            help="folder of the runs and the report (default: results/runs/studies/NAME[-quick])")
     reproduce.add_argument("--publish", metavar="DIR",
@@ -32,6 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     from simulator.studies import get, names, reproduce  # lazy: start-up time (matplotlib, scipy via report)
+    from simulator.studies.pipeline import SMOKE  # lazy: as above
 
     if args.list:
         for name in names():
@@ -43,14 +45,18 @@ def run_command(args: argparse.Namespace) -> int:
     if not args.name:
         raise UserException(f"Name a study ({', '.join(names())}), or pass --list.")
     done = reproduce(args.name, quick=args.quick, dataset=args.dataset, data_root=args.data_root,
-                     output=args.output, publish=args.publish, records=args.records, **runner_options(args))
+                     output=args.output, publish=args.publish, records=args.records, loggers=args.log,
+                     **runner_options(args))
     print(f"study {args.name!r} on {done.dataset} ({done.dataset_note}) -> {done.output}: {done.outcome.line()}",
           file=sys.stderr)
     if done.verdicts is None:
         print("not every run of the study has finished yet: run the same command again (or the remaining shards) "
               "to write the report and the claims", file=sys.stderr)
     else:
+        if args.quick:
+            print(SMOKE, file=sys.stderr)
         for claim, verdict in zip(done.study.claims, done.verdicts):
-            print(f"{verdict.status:>15}: {claim.text} (ours: {verdict.ours}; paper: {verdict.paper})")
+            status = f"{verdict.status} (smoke test)" if args.quick else verdict.status
+            print(f"{status:>15}: {claim.text} (ours: {verdict.ours}; paper: {verdict.paper})")
         print(f"report: {done.output / 'report.md'}, claims: {done.output / 'claims.md'}", file=sys.stderr)
     return min(done.outcome.failed, MAX_EXIT)

@@ -11,6 +11,7 @@ from experiments.tools import UserException
 from simulator.core.config import Config
 from simulator.core.engines import Engine
 from simulator.core.engines.memory import chunk_for, default_budget, worker_bytes
+from simulator.core.flips import FlippingSampler
 from simulator.core.heterogeneity import partition
 from simulator.core.sampler import WorkerSampler
 from simulator.core.seeding import derive_seed, generator
@@ -25,7 +26,8 @@ def training_set(c: Config, device: torch.device) -> tuple[Pair, list[torch.Tens
 
     The validation set is held out before the split among workers, the same for every lr of a seed.
     """
-    train_x, train_y = datasets.load_tensors(c.dataset, True, c.data_root)
+    train_x, train_y = datasets.load_tensors(c.dataset_name, True, c.data_root,
+                                             normalise=c.parts["dataset"].normalise)
     validation = None
     if c.validation_split:
         order = torch.randperm(len(train_y), generator=generator(c.seed, "validation"))
@@ -44,21 +46,29 @@ def samplers(c: Config, train: Pair, parts: list[torch.Tensor], honest: range | 
     """The honest workers' sampler over their partitions and the Byzantine workers' (None without any).
 
     All workers, or the slices ``honest`` and ``byzantine`` of them, drawing what those draw in one process.
-    Byzantine workers that compute gradients draw iid from the whole training set.
+    Byzantine workers that compute gradients draw iid from the whole training set. With ``dataset(flip=true)``
+    each kind of worker flips its samples from a stream of its own (`simulator.core.flips`).
     """
     honest = range(len(parts)) if honest is None else honest
     byzantine = range(c.real_byz) if byzantine is None else byzantine
-    sampler = WorkerSampler(*train, parts[honest.start:honest.stop], c.batch_size, derive_seed(c.seed, "sampler"),
-                            first=honest.start)
+
+    def sampler(streams: tuple[str, str], own: list[torch.Tensor], workers: range, total: int) -> WorkerSampler:
+        seed = derive_seed(c.seed, streams[0])
+        if not c.parts["dataset"].flip:
+            return WorkerSampler(*train, own, c.batch_size, seed, first=workers.start)
+        return FlippingSampler(*train, own, c.batch_size, seed, first=workers.start,
+                               flips=generator(c.seed, streams[1]), total=total)
+
     everything = [torch.arange(len(train[1]))] * len(byzantine)
-    return sampler, WorkerSampler(*train, everything, c.batch_size, derive_seed(c.seed, "byzantine sampler"),
-                                  first=byzantine.start) if everything else None
+    return (sampler(("sampler", "flip"), parts[honest.start:honest.stop], honest, len(parts)),
+            sampler(("byzantine sampler", "byzantine flip"), everything, byzantine, c.real_byz)
+            if everything else None)
 
 
 def build_model(c: Config, device: torch.device) -> Model:
     """The run's model on ``device``, from its seeded initialisation (which leaves the global RNG alone)."""
     name, params = c.parts.get("model") or (c.model_name, {})  # model_name raises when there is no model
-    kwargs = {"num_classes": datasets.num_classes(c.dataset), **params}
+    kwargs = {"num_classes": datasets.num_classes(c.dataset_name), **params}
     try:
         return Model(name, Configuration(device=device, dtype=torch.float32),
                      init_seed=derive_seed(c.seed, "model"), **kwargs)

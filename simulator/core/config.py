@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import json
 import math
+import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ import torch
 
 import aggregators
 import attacks
-from experiments import models
+from experiments import datasets, models
 from experiments.grammar import format_spec, parse_spec
 from experiments.plugin import coerce
 from experiments.loss import LOSSES, criterion_names
@@ -34,11 +35,13 @@ from simulator.core.engines import ENGINES
 from simulator.core.execution import EXECUTIONS
 from simulator.core.server import SERVER_OPTIMIZERS
 from simulator.core.legacy import upgrade
+from simulator.core.optim import LOOKAHEAD, PLACEMENTS
 from simulator.core.heterogeneity import MODES
 from simulator.core.schedules import SCHEDULES
 from simulator.core.seeding import generator
 
-MOMENTUM_PLACEMENTS = ("worker", "server", "update")
+MOMENTUM_PLACEMENTS = PLACEMENTS  # where momentum acts (`simulator.core.optim`)
+NESTEROV = (False, True, LOOKAHEAD)
 
 # Default model for each dataset when `model` is left empty.
 DEFAULT_MODELS = {
@@ -46,6 +49,7 @@ DEFAULT_MODELS = {
     "mnist": "simples-conv",
     "fashionmnist": "simples-conv",
     "cifar10": "simples-cifar",
+    "cifar100": "simples-cifar",  # its last layer takes the dataset's 100 classes
 }
 
 # The spec fields built by a registry (aggregators and attacks by their packages), each parsed once.
@@ -92,7 +96,10 @@ class Config:
     """Everything that defines one simulated training run."""
 
     # Data and model
-    dataset: str = _f("digits", "dataset name (see `byzsim list`)")
+    dataset: str = _f("digits", 'dataset spec, e.g. "fashionmnist" or "fashionmnist(flip=true,normalise=false)": '
+                                "flip mirrors each training sample when drawn and each test image at each "
+                                "evaluation with probability 1/2 (default false), normalise standardises the "
+                                "pixels (default true; false keeps them in [0, 1]) (see `byzsim list datasets`)")
     data_root: str | None = _f(None, "folder holding the dataset files (default: BYZSIM_DATA or the standard places)")
     model: str | None = _f(None, 'model spec, e.g. "simples-conv" or "simples-logit(in_features=64)" (default: '
                                  "the dataset's default model)")
@@ -113,10 +120,13 @@ class Config:
     lr_schedule: str = _f("constant", 'learning-rate schedule spec, e.g. "step(milestones=[100,200])" (see `byzsim '
                                       'list schedules`)')
     momentum: float = _f(0.0, "momentum factor (0 disables it)", "[0, 1)")
-    momentum_at: str = _f("update", "where momentum is applied: " + ", ".join(MOMENTUM_PLACEMENTS),
-                          choices=MOMENTUM_PLACEMENTS)
+    momentum_at: str = _f("update", "where momentum is applied: worker (each worker's buffer), server (before "
+                                    "the rule, each vector plus momentum times the last aggregate, as "
+                                    "ByzantineMomentum), aggregate (a buffer on the aggregate, torch's SGD) or "
+                                    "update (a buffer on lr times the aggregate)", choices=MOMENTUM_PLACEMENTS)
     dampening: float = _f(0.0, "momentum dampening", "[0, 1]")
-    nesterov: bool = _f(False, "use Nesterov momentum")
+    nesterov: bool | str = _f(False, 'Nesterov momentum: true (torch\'s form, g + mu m) or "lookahead" (gradients '
+                                     "taken at the look-ahead point, as ByzantineMomentum)", choices=NESTEROV)
     weight_decay: float = _f(0.0, "weight decay applied by the server at the update", "[0, inf)")
     l2: float = _f(0.0, "l2 regularisation: honest workers add l2 * params to their gradients", "[0, inf)")
     clip: float | None = _f(None, "clip each honest worker's gradient to this l2 norm", "(0, inf)")
@@ -144,15 +154,16 @@ class Config:
     checkpoint_every: int = _f(100, "write a resumable checkpoint every this many steps", "[1, inf)")
     seed: int = _f(1, "seed of every random generator of the run", "[0, inf)")
     device: str = _f("cpu", 'torch device, e.g. "cpu", "cuda", "cuda:1"')
-    engine: str = _f("auto", 'gradient engine spec, e.g. "vmap(chunk_size=8)" or "grouped(memory_budget=4)" (GiB; '
-                             "default 80%% of a GPU's free memory) (see `byzsim list engines`)")
+    engine: str = _f("fastest", 'gradient engine spec: "fastest" takes the fastest engine for the model\'s layers on '
+                                'the device; e.g. "vmap(chunk_size=8)" or "grouped(memory_budget=4)" (GiB; default 80%% '
+                                "of a GPU's free memory) (see `byzsim list engines`)")
     execution: str = _f("local", 'where the workers compute: "local", or "torchrun(timeout=300)" under torchrun')
     output: str = _f("results/runs", "folder under which the run's folder is created")
 
     def __post_init__(self) -> None:
         _check_types(self)
         self.parts: dict[str, Any] = {}
-        for name in (*PARTS, "model", "criterion"):
+        for name in ("dataset", *PARTS, "model", "criterion"):  # the dataset first: it names the default model
             self._build(name)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -160,9 +171,9 @@ class Config:
         super().__setattr__(name, value)
         if "parts" in self.__dict__ and name in DEFAULTS:
             self.__dict__.pop("_valid", None)
-            if name in (*PARTS, "model", "criterion"):
+            if name in ("dataset", *PARTS, "model", "criterion"):
                 self._build(name)
-            elif name in ("seed", "dataset"):  # the aggregator's generator, the default model
+            if name in ("seed", "dataset"):  # the aggregator's generator, the default model
                 self._build("aggregator" if name == "seed" else "model")
 
     def _build(self, name: str) -> None:
@@ -171,7 +182,10 @@ class Config:
         The aggregator is built with the run's own generator, so a run copies it rather than parse it again.
         """
         spec = getattr(self, name)
-        if name in PARTS:
+        if name == "dataset":  # a `Pipeline`: the name, flips and normalisation
+            self.parts[name] = part = datasets.parse(spec)
+            spec = part.spec
+        elif name in PARTS:
             extra = {"generator": generator(self.seed, "aggregator")} if name == "aggregator" else {}
             self.parts[name] = part = PARTS[name](spec, **extra)
             spec = part.spec
@@ -180,8 +194,8 @@ class Config:
             spec = part.identity
         elif name == "model":  # the dataset's default model, if it has one (else `model_name` says so)
             self.parts.pop(name, None)
-            if self.dataset in DEFAULT_MODELS:
-                self.parts[name] = _named(DEFAULT_MODELS[self.dataset], name)
+            if self.dataset_name in DEFAULT_MODELS:
+                self.parts[name] = _named(DEFAULT_MODELS[self.dataset_name], name)
         super().__setattr__(name, spec)
 
     def unmet(self) -> str | None:
@@ -197,6 +211,11 @@ class Config:
     def real_byz(self) -> int:
         """Number of workers that really attack."""
         return self.nb_decl_byz if self.nb_real_byz is None else self.nb_real_byz
+
+    @property
+    def dataset_name(self) -> str:
+        """The dataset's registered name, without the spec's parameters (``fashionmnist``)."""
+        return self.parts["dataset"].name
 
     @property
     def federated(self) -> bool:
@@ -226,7 +245,7 @@ class Config:
     def model_name(self) -> str:
         """The model spec: the given one, or the dataset's default model."""
         if "model" not in self.parts:
-            raise UserException(f"Dataset {self.dataset!r} has no default model: pass --model.")
+            raise UserException(f"Dataset {self.dataset_name!r} has no default model: pass --model.")
         return self.parts["model"].identity
 
     def identity(self) -> dict:
@@ -244,6 +263,12 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def to_saved(self) -> dict:
+        """The fields a run folder's config.json keeps: all but ``output`` (the folder is where it is), so that
+        ``byzsim train --config RUN/config.json`` reruns the experiment under the output it is given, not
+        beside the original."""
+        return {k: v for k, v in self.to_dict().items() if k != "output"}
+
     @classmethod
     def from_dict(cls, data: dict, where: str = "configuration") -> "Config":
         """A validated Config from a dict of fields; old spellings are folded in with a one-line warning."""
@@ -258,16 +283,21 @@ class Config:
     def upgrade(data: dict, where: str = "configuration", quiet: bool = False) -> dict:
         """``data`` in the spec spelling (`simulator.core.legacy`): old flat fields folded into their specs."""
         dataset = data.get("dataset", DEFAULTS["dataset"])
-        return upgrade(data, {**DEFAULTS, "model": DEFAULT_MODELS.get(dataset)}, where, quiet)
+        name = datasets.parse(dataset).name if isinstance(dataset, str) and dataset.strip() else dataset
+        return upgrade(data, {**DEFAULTS, "model": DEFAULT_MODELS.get(name)}, where, quiet)
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":
+        """A Config from a JSON file (a run's config.json) or a TOML file of fields (``.toml``, as grids write them)."""
+        toml = str(path).endswith(".toml")
         try:
-            data = json.loads(Path(path).read_text())
+            text = Path(path).read_text()
+            data = tomllib.loads(text) if toml else json.loads(text)
         except FileNotFoundError:
             raise UserException(f"Configuration file {str(path)!r} does not exist.") from None
-        except json.JSONDecodeError as err:
-            raise UserException(f"Configuration file {str(path)!r} is not valid JSON: {err}.") from None
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
+            raise UserException(f"Configuration file {str(path)!r} is not valid {'TOML' if toml else 'JSON'}: "
+                                f"{err}.") from None
         if not isinstance(data, dict):
             raise UserException(f"Configuration file {str(path)!r} must hold a JSON object.")
         return cls.from_dict(data, str(path))
@@ -282,6 +312,8 @@ class Config:
         if self.__dict__.get("_valid"):
             return self
         _check_types(self)
+        if self.dataset_name not in datasets.REGISTRY:  # before anything needs its default model or its files
+            raise UnavailableException("dataset", self.dataset_name, datasets.names())
         for ok, message in _ranges(self) + _relations(self):
             if not ok:
                 raise UserException(f"Invalid configuration: {message}.")
@@ -307,7 +339,7 @@ def _ranges(c: Config) -> list[tuple[bool, str]]:
                 within, f"in {within}")
             checks.append((not _outside(value, within), f"{f.name} must be {wanted}, got {value}"))
         if choices:
-            checks.append((value in choices, f"{f.name} must be one of {', '.join(choices)}, got {value!r}"))
+            checks.append((value in choices, f"{f.name} must be one of {', '.join(map(str, choices))}, got {value!r}"))
     return checks
 
 
@@ -320,6 +352,10 @@ def _relations(c: Config) -> list[tuple[bool, str]]:
         (c.real_byz < c.pool, f"the real number of Byzantine workers ({c.real_byz}) must be below {where} ({c.pool})"),
         (getattr(c.parts["lr_schedule"], "final_lr", 0) <= c.lr, "the schedule's final_lr must be at most lr"),
         (not c.nesterov or c.momentum > 0, "nesterov needs a positive momentum"),
+        (c.nesterov is not True or c.momentum_at != "server",
+         'momentum at server has no torch-form Nesterov: use nesterov = "lookahead"'),
+        (c.nesterov != LOOKAHEAD or not (c.federated or c.parts["execution"].distributed),
+         "look-ahead Nesterov takes one-gradient steps in one process (no federated rounds, no torchrun)"),
         (c.clients is not None or (c.clients_per_round is None and c.participation is None),
          "clients_per_round and participation need a pool: set clients"),
         (c.clients_per_round is None or c.participation is None, "give clients_per_round or participation, not both"),

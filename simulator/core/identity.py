@@ -8,7 +8,9 @@ canonical form:
   canonical spec: parsed, names lower-cased, every parameter with its default
   filled, numbers in one form (``cclip(tau=5)`` and ``cclip(tau=5.0)`` are one
   identity), less the parameters a plug-in declares neutral (a timeout); the model
-  and criterion specs with their parameters sorted;
+  and criterion specs with their parameters sorted; the dataset spec with only
+  the parameters that differ from their defaults (``fashionmnist``,
+  ``fashionmnist(flip=true,normalise=false)``), so a bare name keeps its id;
 - defaults resolved: the real number of attackers, the dataset's default model,
   the device type (``cpu``, ``cuda``; which GPU does not matter);
 - run-wide settings that cannot act dropped: the momentum placement, dampening
@@ -19,6 +21,13 @@ canonical form:
 - minus the `OPTIONAL_FIELDS` left at their default: options that leave the
   experiment as it was when they are off, so adding such an option never
   changes the id of an existing run.
+
+Run ids hash the identity with one spelling kept from before a rename: the
+momentum placement ``aggregate`` hashes as ``server``, the name it had until
+``server`` took ByzantineMomentum's meaning (momentum added to each vector
+before the rule), which hashes as ``server-before-rule``. So a run of the
+old placement keeps its id under its new name, and no run id of the old
+``server`` runs now means the new placement (`HASHED_AS`).
 
 The engine is part of the identity: the engines agree to float tolerance, not
 bit for bit, so a run never resumes under a different engine. The run id is a
@@ -38,12 +47,14 @@ import torch
 if TYPE_CHECKING:
     from simulator.core.config import Config
 
-__all__ = ["NEUTRAL_FIELDS", "OPTIONAL_FIELDS", "identity", "run_id"]
+__all__ = ["HASHED_AS", "NEUTRAL_FIELDS", "OPTIONAL_FIELDS", "identity", "run_id"]
 
 NEUTRAL_FIELDS = ("output", "data_root", "checkpoint_every")
 FEDERATED_FIELDS = ("local_steps", "local_lr", "local_momentum", "local_batches", "clients", "clients_per_round",
                     "participation", "known_f", "server_opt")
 OPTIONAL_FIELDS = ("validation_split", "execution", *FEDERATED_FIELDS)
+# Values a run id hashes under another spelling (see the module docstring): field -> {value: hashed as}.
+HASHED_AS = {"momentum_at": {"aggregate": "server", "server": "server-before-rule"}}
 
 
 def identity(config: "Config") -> dict:
@@ -67,9 +78,16 @@ def identity(config: "Config") -> dict:
 
 
 def run_id(config: "Config") -> str:
-    """A readable slug (dataset, rule and attack names, f, seed) plus a hash of the identity."""
-    digest = hashlib.sha1(json.dumps(identity(config), sort_keys=True).encode()).hexdigest()[:10]
+    """A readable slug (dataset, rule and attack names, f, seed) plus a hash of the identity.
+
+    The slug names the dataset only; its parameters (``fashionmnist(flip=true)``) are in the hash.
+    """
+    hashed = identity(config)
+    for key, spellings in HASHED_AS.items():
+        if key in hashed:
+            hashed[key] = spellings.get(hashed[key], hashed[key])
+    digest = hashlib.sha1(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:10]
     chain = config.parts["aggregator"]  # a rule, or a Chain of steps in front of its rule
     rule = "+".join(step.name for step in [*getattr(chain, "steps", []), getattr(chain, "rule", chain)])
-    slug = f"{config.dataset}-{rule}-{config.parts['attack'].name}-f{config.real_byz}-s{config.seed}"
+    slug = f"{config.dataset_name}-{rule}-{config.parts['attack'].name}-f{config.real_byz}-s{config.seed}"
     return re.sub(r"[^A-Za-z0-9._+=-]+", "_", slug) + "-" + digest

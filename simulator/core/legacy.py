@@ -19,7 +19,7 @@ __all__ = ["OLD_FIELDS", "upgrade"]
 
 logger = logging.getLogger("byzsim")
 
-_BATCHED = ("vmap", "grouped", "auto")
+_BATCHED = ("vmap", "grouped", "auto", "fastest")  # the engines that take chunk_size and memory_budget
 # old field -> (the spec field it folds into, the spec names that read it, the parameter there)
 OLD_FIELDS = {
     "alpha": ("heterogeneity", ("dirichlet",), "alpha"),

@@ -17,6 +17,8 @@ METRIC_COLUMNS = (
     "step", "lr", "train_loss", "honest_norm", "honest_variance", "variance_norm_ratio",
     "aggregate_distance", "aggregate_cosine", "aggregate_norm", "byzantine_selected", "step_time",
 )
+# Federated rounds: `lr` is the clients' local step size in force, `server_lr` the server optimiser's.
+FEDERATED_COLUMNS = (*METRIC_COLUMNS[:2], "server_lr", *METRIC_COLUMNS[2:])
 EVAL_COLUMNS = ("step", "accuracy", "test_loss", "val_accuracy", "val_loss")  # val_*: empty without a validation set
 
 

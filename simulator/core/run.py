@@ -9,6 +9,8 @@ parameter NaN, which running on would have reached (a report carries the run's
 curves on with it); it is a finished result (`byzsim train` exits with status 3). A run with a
 checkpoint resumes from it and ends bit-identical to an uninterrupted run on
 CPU. Nothing is written before the whole configuration has been checked.
+Loggers (`simulator.core.loggers`: TensorBoard, W&B, MLflow) also receive each
+metrics and evaluation row as it is made, and the summary at the end.
 """
 from __future__ import annotations
 
@@ -17,22 +19,23 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from simulator.core.config import Config
 from simulator.core.distributed import connect, serve_rank, stop_ranks
+from simulator.core.loggers import LogBook, Logger
 from simulator.core.memory import keep_freed_memory
-from simulator.core.metrics import EVAL_COLUMNS, METRIC_COLUMNS
+from simulator.core.metrics import EVAL_COLUMNS, FEDERATED_COLUMNS, METRIC_COLUMNS
 from simulator.core.provenance import machine, versions
 from simulator.core.simulation import Simulation
 from simulator.core.store import CONFIG, EVALS, METRICS, SUMMARY, RunFolder, RunResult, finished, load_result
 
 
 def _save(store: RunFolder, sim: Simulation, elapsed: float) -> None:
-    store.write_csv(METRICS, METRIC_COLUMNS, sim.metrics)
+    store.write_csv(METRICS, FEDERATED_COLUMNS if sim.config.federated else METRIC_COLUMNS, sim.metrics)
     store.write_csv(EVALS, EVAL_COLUMNS, sim.evaluations)
     store.save_checkpoint({**sim.state_dict(), "elapsed": elapsed})
 
@@ -90,15 +93,18 @@ def deterministic_kernels(device: str) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def run(config: Config, *, progress: bool = True) -> RunResult | None:
+def run(config: Config, *, progress: bool = True,
+        loggers: str | Sequence[str | Logger] = ()) -> RunResult | None:
     """Run `config` to the end (resuming a checkpoint if there is one).
 
     Under torchrun with ``execution="torchrun"``, rank 0 runs and returns the
     result; the other ranks compute their workers' gradients until rank 0 is
-    done, then return None.
+    done, then return None. ``loggers``: trackers that also record the run
+    (``["tensorboard", "wandb"]``, specs or `Logger` objects; see `simulator.core.loggers`).
     """
     keep_freed_memory()
     config.validate()
+    logs = LogBook(loggers)  # an unknown logger or a missing package is refused before anything runs
     deterministic_kernels(config.device)
     execution = config.parts["execution"]
     connection = connect(execution.timeout, config.device) if execution.distributed else None
@@ -117,7 +123,8 @@ def run(config: Config, *, progress: bool = True) -> RunResult | None:
             elapsed = state["elapsed"]
         fresh = not store.path.exists()
         try:
-            return _train(sim, store, elapsed, progress)
+            with logs:  # closes the loggers' files, also before a failed run's folder is removed below
+                return _train(sim, store, elapsed, progress, logs)
         except Exception:
             if fresh and store.load_checkpoint() is None:  # nothing to resume from: leave nothing behind
                 shutil.rmtree(store.path, ignore_errors=True)
@@ -127,24 +134,25 @@ def run(config: Config, *, progress: bool = True) -> RunResult | None:
             stop_ranks(connection)
 
 
-def _train(sim: Simulation, store: RunFolder, elapsed: float, progress: bool) -> RunResult:
+def _train(sim: Simulation, store: RunFolder, elapsed: float, progress: bool, logs: LogBook) -> RunResult:
     """Train from the simulation's current step to the end, checkpointing as configured."""
     config = sim.config
     store.remove_temporaries()  # of a write killed with the run this resumes
-    store.write_json(CONFIG, config.to_dict())
+    store.write_json(CONFIG, config.to_saved())
+    logs.start(config, store.path)
     started = time.perf_counter() - elapsed
     bar = tqdm(total=config.steps, initial=sim.t, disable=not progress, desc=config.run_id()[:40], leave=False)
     with deferred_interrupt() as interrupted, bar:
         if sim.t == 0 and not sim.evaluations:
-            sim.evaluate()
+            logs.log(sim.evaluate())
         while sim.t < config.steps:
-            sim.step()
+            logs.log(sim.step())
             bar.update(1)
             if not sim.finite():  # diverged: nothing finite can follow, so the run stops with its evaluation
-                sim.evaluate()
+                logs.log(sim.evaluate())
                 break
             if sim.t % config.eval_every == 0 or sim.t == config.steps:
-                bar.set_postfix(acc=f"{sim.evaluate()['accuracy']:.3f}")
+                bar.set_postfix(acc=f"{logs.log(sim.evaluate())['accuracy']:.3f}")
             if interrupted[0]:
                 _save(store, sim, time.perf_counter() - started)
                 raise KeyboardInterrupt(f"interrupted at step {sim.t}; run the same command again to resume")
@@ -152,6 +160,8 @@ def _train(sim: Simulation, store: RunFolder, elapsed: float, progress: bool) ->
                 _save(store, sim, time.perf_counter() - started)
     elapsed = time.perf_counter() - started
     _save(store, sim, elapsed)
-    store.write_json(SUMMARY, _summary(sim, elapsed))
+    summary = _summary(sim, elapsed)
+    store.write_json(SUMMARY, summary)
+    logs.finish(summary)
     store.remove_temporaries()
     return load_result(store.path)

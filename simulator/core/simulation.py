@@ -13,11 +13,14 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from attacks.base import AttackContext, Poison
 from experiments import Criterion, datasets
+from experiments.datasets import flip_mask, hflip
 from experiments.loss import LOSSES
 from experiments.tools import UserException
 from simulator.core.build import build_engine, build_model, samplers, training_set
@@ -51,10 +54,13 @@ class Simulation:
         self.aggregator = copy.deepcopy(c.parts["aggregator"])  # the run's own state, the config's stays fresh
         self.attack = copy.deepcopy(c.parts["attack"])
         self.attack_generator = generator(c.seed, "attack")
-        self.num_classes = datasets.num_classes(c.dataset)
+        self.num_classes = datasets.num_classes(c.dataset_name)
         (train_x, train_y), parts, self.validation = training_set(c, self.device)
-        test_x, test_y = datasets.load_tensors(c.dataset, False, c.data_root)
+        test_x, test_y = datasets.load_tensors(c.dataset_name, False, c.data_root,
+                                               normalise=c.parts["dataset"].normalise)
         self.test = (test_x.to(self.device), test_y.to(self.device))
+        # dataset(flip=true): the evaluation sets' flips, a stream of their own (the workers' are their samplers')
+        self.evaluation_flips = generator(c.seed, "evaluation flip") if c.parts["dataset"].flip else None
         self.data = data_summary(train_y, parts, self.num_classes)
         self.sampler, self.byzantine_sampler = samplers(c, (train_x, train_y), parts)
         self.model = build_model(c, self.device)
@@ -130,7 +136,27 @@ class Simulation:
         return LocalSteps(c.local_steps, c.local_lr if c.local_lr is not None else lr, c.local_momentum, c.l2,
                           c.clip, c.local_batches == "same")
 
-    def _attack_context(self, chosen: Selection, local: LocalSteps | None) -> AttackContext:
+    def _looking_ahead(self, compute: Callable[[torch.Tensor | None], Any], rows: int | torch.Tensor, count: int,
+                       lr: float) -> Any:
+        """``compute(at)`` at Nesterov's look-ahead point (`Momentum.lookahead`), or where the model is.
+
+        The server's buffer moves the model itself for the computation (restored exactly after);
+        the workers' own buffers give each worker its own parameters ``at``.
+        """
+        shift = self.momentum.lookahead(lr, rows, count)
+        if shift is None:
+            return compute(None)
+        params = self.model.get()
+        if self.momentum.placement == "worker":
+            return compute(params - shift)
+        saved = params.clone()
+        params.sub_(shift[0])
+        try:
+            return compute(None)
+        finally:
+            params.copy_(saved)
+
+    def _attack_context(self, chosen: Selection, local: LocalSteps | None, lr: float) -> AttackContext:
         c = self.config
         pooled = c.clients is not None
         rows = chosen.byzantine if pooled else None
@@ -138,7 +164,9 @@ class Simulation:
 
         def vectors(poison: Poison | None, momentum: bool) -> torch.Tensor:
             """What the Byzantine workers would send honestly on their own (poisoned) batches."""
-            return self._worker_vectors(self.workers.byzantine(poison, rows, local), momentum_rows, momentum)
+            grads = self._looking_ahead(lambda at: self.workers.byzantine(poison, rows, local, at), momentum_rows,
+                                        chosen.f, lr)
+            return self._worker_vectors(grads, momentum_rows, momentum)
 
         return AttackContext(nb_workers=c.per_round, decl_f=chosen.told_f, aggregator=self.aggregator,
                              generator=self.attack_generator, num_classes=self.num_classes,
@@ -151,17 +179,22 @@ class Simulation:
         lr = c.parts["lr_schedule"].rate(c.lr, self.t, c.steps)
         chosen, local = self.participants.select(), self._local(lr)
         pooled = c.clients is not None
-        vectors, losses = self.workers.honest(chosen.honest if pooled else None, local)
-        honest = self._worker_vectors(vectors, chosen.honest if pooled else 0)
-        byzantine = self.attack.byzantine(honest, chosen.f, self._attack_context(chosen, local))
+        rows = chosen.honest if pooled else 0
+        vectors, losses = self._looking_ahead(lambda at: self.workers.honest(chosen.honest if pooled else None,
+                                                                             local, at),
+                                              rows, c.nb_honest if not pooled else len(chosen.honest), lr)
+        honest = self._worker_vectors(vectors, rows)
+        byzantine = self.attack.byzantine(honest, chosen.f, self._attack_context(chosen, local, lr))
         aggregate = self.aggregator(torch.cat([honest, byzantine]), chosen.told_f)
+        self.momentum.keep(aggregate)
         params = self.model.get()
         with torch.no_grad():  # a federated server steps on the pseudo-gradient -aggregate, with its own lr
             gradient = aggregate if local is None else -aggregate
             if c.weight_decay:
                 gradient = gradient + c.weight_decay * params
             params.sub_(self.server.update(gradient, lr if local is None else c.parts["server_opt"].lr))
-        row = {"step": self.t, "lr": lr, **step_metrics(losses, honest, aggregate),
+        rates = {"lr": lr} if local is None else {"lr": local.lr, "server_lr": c.parts["server_opt"].lr}  # in force
+        row = {"step": self.t, **rates, **step_metrics(losses, honest, aggregate),
                "byzantine_selected": chosen.f, "step_time": time.perf_counter() - start}
         self.t += 1
         self.metrics.append(row)
@@ -176,32 +209,44 @@ class Simulation:
         """The evaluation of this model with every parameter NaN, which a diverged run reaches if it runs on."""
         params = self.model.get()
         saved = params.clone()
+        flips = self.evaluation_flips.get_state() if self.evaluation_flips is not None else None
         params.fill_(math.nan)
         try:
             return self.evaluate()
         finally:
             self.evaluations.pop()
             params.copy_(saved)
+            if flips is not None:  # this evaluation draws no flips of the run's
+                self.evaluation_flips.set_state(flips)
 
     # ------------------------------------------------------------ evaluation
     @torch.no_grad()
     def evaluate(self) -> dict:
-        """Accuracy and mean loss on the whole test set (and the validation set, if any), in eval mode."""
+        """Accuracy and mean loss on the whole test set (and the validation set, if any), in eval mode.
+
+        With ``dataset(flip=true)`` each image of each set is flipped with probability 1/2, drawn anew at each
+        evaluation (the test set first, then the validation set).
+        """
         row = {"step": self.t}
         sets = {"": self.test, "val_": self.validation} if self.validation is not None else {"": self.test}
         for prefix, (inputs, labels) in sets.items():
-            correct, loss = self._score(inputs, labels)
+            flips = None if self.evaluation_flips is None else \
+                flip_mask((len(labels),), self.evaluation_flips).to(self.device)
+            correct, loss = self._score(inputs, labels, flips)
             row[f"{prefix}accuracy"] = correct
             row["val_loss" if prefix else "test_loss"] = loss
         self.evaluations.append(row)
         return row
 
-    def _score(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-        """(criterion score, mean loss) over a whole set, batched by test_batch_size."""
+    def _score(self, inputs: torch.Tensor, labels: torch.Tensor,
+               flips: torch.Tensor | None = None) -> tuple[float, float]:
+        """(criterion score, mean loss) over a whole set, batched by test_batch_size; ``flips`` [N] mirrors some."""
         correct = torch.zeros((), dtype=torch.float64, device=self.device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        for x, y in zip(inputs.split(self.config.test_batch_size), labels.split(self.config.test_batch_size)):
-            output = self.model.run(x)
+        size = self.config.test_batch_size
+        masks = flips.split(size) if flips is not None else [None] * len(labels.split(size))
+        for x, y, mask in zip(inputs.split(size), labels.split(size), masks):
+            output = self.model.run(x if mask is None else hflip(x, mask))
             correct += self.criterion(output, y)[0]
             loss_sum += self.loss_fn(output, y, reduction="sum")
         correct, loss_sum = torch.stack([correct, loss_sum]).tolist()  # one transfer from the device
@@ -218,6 +263,7 @@ class Simulation:
             "aggregator": self.aggregator.state_dict(),
             "attack": self.attack.state_dict(),
             "attack_generator": self.attack_generator.get_state(),
+            **({"evaluation_flips": self.evaluation_flips.get_state()} if self.evaluation_flips is not None else {}),
             "participants": self.participants.state_dict(),
             "server": self.server.state_dict(),
             "metrics": list(self.metrics),
@@ -235,6 +281,8 @@ class Simulation:
         self.aggregator.load_state_dict(state["aggregator"])
         self.attack.load_state_dict(state["attack"])
         self.attack_generator.set_state(state["attack_generator"])
+        if self.evaluation_flips is not None:
+            self.evaluation_flips.set_state(state["evaluation_flips"])
         self.participants.load_state_dict(state.get("participants", {}))  # absent from checkpoints before pools
         self.server.load_state_dict(state.get("server", {}))
         self.metrics = list(state["metrics"])

@@ -53,30 +53,31 @@ class LocalWorkers:
     def name(self) -> str:
         return self.engine.name
 
-    def honest(self, rows: torch.Tensor | None = None,
-               local: LocalSteps | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def honest(self, rows: torch.Tensor | None = None, local: LocalSteps | None = None,
+               at: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The honest workers' gradients [h, d] and losses [h] of this step (their batch-norm buffers kept).
 
         ``rows`` selects some of them (a client pool's round); with ``local``, each takes
-        K local steps and the result is its update instead of its gradient.
+        K local steps and the result is its update instead of its gradient; ``at`` [h, d]
+        takes each gradient at the worker's own parameters (Nesterov's look-ahead).
         """
         if local is None:
-            return self.engine.gradients(*self.sampler.sample(rows))
+            return self.engine.gradients(*self.sampler.sample(rows), at=at)
         return self.engine.local_updates(*local.batches(self.sampler, rows), lr=local.lr, momentum=local.momentum,
                                          l2=local.l2, clip=local.clip)
 
     def byzantine(self, poison: Poison | None, rows: torch.Tensor | None = None,
-                  local: LocalSteps | None = None) -> torch.Tensor:
+                  local: LocalSteps | None = None, at: torch.Tensor | None = None) -> torch.Tensor:
         """The Byzantine workers' gradients [f, d] (or local updates) on their next batches, poisoned first.
 
-        Their batch-norm buffers are not kept.
+        Their batch-norm buffers are not kept; ``at`` as in `honest`.
         """
         sampler = self.byzantine_sampler
         inputs, targets = sampler.sample(rows) if local is None else local.batches(sampler, rows)
         if poison is not None:
             inputs, targets = poison(inputs, targets, self.num_classes)
         if local is None:
-            return self.engine.gradients(inputs, targets, update_buffers=False)[0]
+            return self.engine.gradients(inputs, targets, update_buffers=False, at=at)[0]
         return self.engine.local_updates(inputs, targets, lr=local.lr, momentum=local.momentum, l2=local.l2,
                                          clip=local.clip, update_buffers=False)[0]
 

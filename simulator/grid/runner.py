@@ -1,8 +1,11 @@
 """Running a grid: every run into one folder, finished runs skipped, N at a time, one shard of N.
 
 - Output: ``<output>/<run id>/`` per run, the grid file copied in as
-  ``grid.toml``. A run whose ``summary.json`` exists is skipped, so an
-  interrupted grid resumes (each unfinished run from its last checkpoint).
+  ``grid.toml``, and ``plugins.json`` naming the outside plug-ins that
+  registered parts (`simulator.core.plugin_record`). A run whose ``summary.json`` exists is skipped, so an
+  interrupted grid resumes (each unfinished run from its last checkpoint). A cell of the default engine
+  ``fastest`` whose run was made under ``auto``, the default before it, keeps that run
+  (`simulator.core.engines.previous`).
 - Order: pending runs start seed by seed (all runs of the lowest seed, then
   of the next, ...), so a long grid stopped part-way has every cell at
   one seed before it repeats any (a study spread over several sittings can be
@@ -18,6 +21,8 @@
   each with ``threads`` torch threads (default 1).
 - ``records``: a second folder keeping a few-kilobyte record of each finished run,
   from which runs finished elsewhere are restored (`simulator.grid.records`).
+- ``loggers``: trackers that also record every run (specs such as ``"tensorboard"``,
+  `simulator.core.loggers`), built anew for each run in the process that runs it.
 - ``shard=(i, n)``: only every n-th run, starting at the i-th, of the grid
   sorted by run id: deterministic, disjoint and balanced slices for a batch
   system's job array writing into one shared folder.
@@ -32,7 +37,7 @@ import threading
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +47,10 @@ from tqdm.auto import tqdm
 from experiments.atomic import atomic_write
 from experiments.tools import UserException
 from simulator.core.config import Config
+from simulator.core.engines.previous import keep_previous_runs
+from simulator.core.loggers import build_loggers
 from simulator.core.migrate import refuse_outdated
+from simulator.core.plugin_record import record as record_plugins
 from simulator.core.run import handling, run
 from simulator.core.store import CONFIG, finished
 from simulator.grid.records import save_record, sync_records
@@ -91,7 +99,7 @@ def prepare(grid: Grid, output: str | Path, *, append: bool = False) -> list[Con
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise UserException(f"Output {str(output)!r} exists and is not a folder.")
-    configs = [dataclasses.replace(c, output=str(output)) for c in grid.configs]
+    configs = keep_previous_runs([dataclasses.replace(c, output=str(output)) for c in grid.configs], [output])
     ids = {c.run_id() for c in configs}
     if output.is_dir() and not append:
         foreign = sorted(p.name for p in output.iterdir() if (p / CONFIG).exists() and p.name not in ids)
@@ -110,18 +118,21 @@ def seed_major(configs: list[Config]) -> list[Config]:
 
 def run_grid(grid: Grid, output: str | Path, *, jobs: int = 1, threads: int | None = None,
              shard: tuple[int, int] | None = None, append: bool = False, progress: bool = True,
-             records: str | Path | None = None) -> GridOutcome:
+             records: str | Path | None = None, loggers: str | Sequence[str] = ()) -> GridOutcome:
     """Run the grid (or one shard of it) into ``output``; see the module docstring.
 
     With ``records``, finished runs are also kept as small records in that folder, and runs recorded
-    there count as finished (`simulator.grid.records`).
+    there count as finished (`simulator.grid.records`). ``loggers``: specs, or a ``--log`` text.
     """
     if jobs < 1:
         raise UserException(f"--jobs must be at least 1, got {jobs}.")
-    configs = shard_of(prepare(grid, output, append=append), shard)
+    loggers = tuple(logger.spec for logger in build_loggers(loggers))  # names and packages checked before any run
+    configs = prepare(grid, output, append=append)
+    configs = shard_of(configs if records is None else keep_previous_runs(configs, records=[records]), shard)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     atomic_write(output / GRID_FILE, grid.path.read_bytes())
+    record_plugins(output)
     records = None if records is None else Path(records)
     restored = 0 if records is None else sync_records(configs, records)
     pending = seed_major([c for c in configs if not finished(c.folder())])
@@ -130,7 +141,7 @@ def run_grid(grid: Grid, output: str | Path, *, jobs: int = 1, threads: int | No
                disable=not progress)
     with bar, _resume_hint(outcome):
         bar.set_postfix_str(outcome.line())
-        for run_id, error in _execute(pending, jobs, threads):
+        for run_id, error in _execute(pending, jobs, threads, loggers):
             errors = output / ERRORS / f"{run_id}.txt"
             if error is None:
                 outcome.done += 1
@@ -155,13 +166,14 @@ def _resume_hint(outcome: GridOutcome) -> Iterator[None]:
                                 f"(unfinished runs from their last checkpoint)") from None
 
 
-def _execute(configs: list[Config], jobs: int, threads: int | None) -> Iterator[tuple[str, str | None]]:
-    """(run id, error text or None) per run, in completion order."""
+def _execute(configs: list[Config], jobs: int, threads: int | None,
+             loggers: tuple[str, ...] = ()) -> Iterator[tuple[str, str | None]]:
+    """(run id, error text or None) per run, in completion order; each run logs to ``loggers`` (specs)."""
     payloads = [c.to_dict() for c in configs]
     if jobs == 1 or len(configs) <= 1:
         if threads:
             torch.set_num_threads(threads)
-        yield from map(_run_one, payloads)
+        yield from (_run_one(payload, loggers) for payload in payloads)
         return
     pending, broken = {c.run_id(): payload for c, payload in zip(configs, payloads)}, 0
     with handling(signal.SIGTERM, _interrupt):
@@ -170,7 +182,7 @@ def _execute(configs: list[Config], jobs: int, threads: int | None) -> Iterator[
             pool = ProcessPoolExecutor(min(jobs, len(pending)), multiprocessing.get_context("spawn"),  # no forked
                                        initializer=_init_worker, initargs=(threads or 1,))  # OpenMP state
             try:
-                futures = {pool.submit(_run_one, payload): run_id for run_id, payload in pending.items()}
+                futures = {pool.submit(_run_one, payload, loggers): run_id for run_id, payload in pending.items()}
                 for future in as_completed(futures):
                     if isinstance(future.exception(), BrokenProcessPool):
                         lost[futures[future]], cause = pending[futures[future]], future.exception()
@@ -216,11 +228,11 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_one(payload: dict) -> tuple[str, str | None]:
+def _run_one(payload: dict, loggers: tuple[str, ...] = ()) -> tuple[str, str | None]:
     """Run one config (in this process or a worker); the error as text instead of raising."""
     config = Config.from_dict(payload)
     try:
-        run(config, progress=False)
+        run(config, progress=False, loggers=loggers)
         return config.run_id(), None
     except Exception:  # recorded for the user; the grid goes on
         error = traceback.format_exc()

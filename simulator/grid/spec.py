@@ -27,25 +27,33 @@ several named grids as ``[grids.NAME]`` tables, which share the top-level
 ``[defaults]`` table. Combinations that a rule refuses (krum with
 n < 2f + 3) are counted and skipped; every other problem is one error
 naming the file and the key, before anything runs.
+
+``overrides`` (``byzsim grid FILE steps=100 'aggregator=["krum","median"]'``)
+set a key in every grid of the file, after its tables: an override replaces
+the file's value or list of that key, in the top table, the cases and the
+includes alike, and a list given as an override sweeps. `parse_overrides`
+reads them from ``KEY=VALUE`` words.
 """
 from __future__ import annotations
 
 import dataclasses
 import itertools
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments.tools import UserException, did_you_mean
+from experiments.grammar import format_value, parse_spec, parse_value
+from experiments.tools import UnavailableException, UserException, did_you_mean
 from simulator.core.config import DEFAULTS, Config, type_error
 from simulator.core.legacy import OLD_FIELDS
 
-__all__ = ["Grid", "load_grids"]
+__all__ = ["Grid", "load_grids", "parse_overrides"]
 
 _FIELDS = {f.name for f in dataclasses.fields(Config)}
 _RESERVED = {"seeds", "include", "exclude", "cases"}
+_HINT = ("seeds", "cases", "include", "exclude")  # the reserved keys, in the order an error names them
 _ARRAYS = ("cases", "exclude", "include")
 _RUNNER_FIELDS = {"output"}  # set by the runner (--output), never by a grid
 
@@ -59,6 +67,7 @@ class Grid:
     configs: list[Config]
     refused: dict[str, int] = field(default_factory=dict)  # the rule's unmet requirement -> combinations
     duplicates: int = 0  # combinations that were the same run as an earlier one
+    overrides: dict[str, Any] = field(default_factory=dict)  # keys set over the file's (`parse_overrides`)
 
     def summary(self) -> str:
         """One line: how many runs, and what was skipped and why."""
@@ -68,12 +77,19 @@ class Grid:
             parts.append(f"{sum(self.refused.values())} combinations skipped because a rule refuses them: {reasons}")
         if self.duplicates:
             parts.append(f"{self.duplicates} combinations were the same run as another")
-        return f"grid {self.name!r} ({self.path}): " + ", ".join(parts)
+        over = "".join(f" {k}={format_value(v)}" for k, v in self.overrides.items())
+        return f"grid {self.name!r} ({self.path}{over}): " + ", ".join(parts)
 
 
-def load_grids(path: str | Path) -> dict[str, Grid]:
-    """Every grid of a TOML file, expanded, by name (a file without ``[grids.*]`` holds one, named after it)."""
+def load_grids(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Grid]:
+    """Every grid of a TOML file, expanded, by name (a file without ``[grids.*]`` holds one, named after it).
+
+    ``overrides`` ({key: value}, a list sweeps) replace those keys in every grid; a key that is not a grid
+    key is the same error as in the file.
+    """
     path = Path(path)
+    overrides = dict(overrides or {})
+    over = _check_table(overrides, f"{path} (overrides)", allow={"seeds"})
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
@@ -84,31 +100,68 @@ def load_grids(path: str | Path) -> dict[str, Grid]:
         raise UserException(f"Grid file {str(path)!r} sets no field: a grid names at least what it runs "
                             f"(e.g. aggregator = [\"median\", \"krum\"]).")
     if "grids" not in data:
-        return {path.stem: _expand(path.stem, path, data)}
+        return {path.stem: _expand(path.stem, path, data, over, overrides)}
     defaults, grids = data.pop("defaults", {}), data.pop("grids")
     if data:
         raise UserException(f"{path}: with [grids.*] tables, only [defaults] may stand beside them, "
                             f"found {', '.join(sorted(data))}.")
     if not isinstance(grids, dict) or not grids or not all(isinstance(g, dict) for g in grids.values()):
         raise UserException(f"{path}: [grids] must hold at least one named table, e.g. [grids.main].")
-    return {name: _expand(name, path, {**defaults, **table}) for name, table in grids.items()}
+    return {name: _expand(name, path, {**defaults, **table}, over, overrides) for name, table in grids.items()}
 
 
-def _expand(name: str, path: Path, table: dict) -> Grid:
+def parse_overrides(words: Sequence[str]) -> dict[str, Any]:
+    """{key: value} from ``KEY=VALUE`` words, each value read by `parse_value` as a grid file's would be.
+
+    A value that is not such a value but reads as a spec (``nnm>krum``, ``ipm(epsilon=10)``) is that text,
+    and so is a word that ``parse_value`` reads as another type than its field takes (``attack=none``).
+    """
+    out: dict[str, Any] = {}
+    for word in words:
+        key, eq, text = word.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise UserException(f"Expected KEY=VALUE after the grid file, got {word!r} (e.g. steps=100).")
+        if key in out:
+            raise UserException(f"Key {key!r} is given twice after the grid file.")
+        out[key] = _value(key, text.strip(), word)
+    return out
+
+
+def _value(key: str, text: str, word: str) -> Any:
+    """One override's value (see `parse_overrides`)."""
+    try:
+        value = parse_value(text, repr(word))
+    except UserException:
+        if text.startswith(("[", "{")):  # JSON that does not read: its own error
+            raise
+        try:
+            parse_spec(text, "value", chain=True)
+        except UserException:
+            raise UserException(f"Cannot read the value of {word!r}: give a number, true/false, a name or spec, "
+                                f"or a JSON list such as '[\"krum\", \"median\"]'.") from None
+        return text
+    if key in _FIELDS and not isinstance(value, (str, list, dict)) and type_error(key, value) \
+            and not type_error(key, text):
+        return text
+    return value
+
+
+def _expand(name: str, path: Path, table: dict, over: dict[str, list], overrides: dict[str, Any]) -> Grid:
     where = f"{path}" if name == path.stem else f"{path} [grids.{name}]"
-    base = _check_table(table, where, allow=_RESERVED)
+    base = {**_check_table(table, where, allow=_RESERVED), **over}
     cases, exclusions, inclusions = ([_check_table(t, f"{where} [[{key}]]", allow={"seeds"})
                                       for t in _tables(table, key, where)] for key in _ARRAYS)
-    combos = [c for case in (cases or [{}]) for c in _product({**base, **case})]
+    combos = [c for case in (cases or [{}]) for c in _product({**base, **case, **over})]
     combos = [c for c in combos
               if not any(all(key in c and c[key] in values for key, values in rule.items()) for rule in exclusions)]
     for extra in inclusions:
-        combos += [c for case in (cases or [{}]) for c in _product({**base, **case, **extra})]
+        combos += [c for case in (cases or [{}]) for c in _product({**base, **case, **extra, **over})]
     if not combos:
         raise UserException(f"{where}: the grid is empty (a list is empty, or [[exclude]] drops every combination).")
     if any(key in OLD_FIELDS for key in combos[0]):
         Config.upgrade(combos[0], where)  # one line naming the new spelling, for the whole grid
-    grid = Grid(name, path, [])
+    grid = Grid(name, path, [], overrides=overrides)
     seen: set[str] = set()
     for combo in combos:
         config = _naming(combo, where, lambda: Config(**Config.upgrade(combo, where, quiet=True)))
@@ -144,7 +197,8 @@ def _check_table(table: dict, where: str, allow: set[str]) -> dict[str, list]:
         if key in _RUNNER_FIELDS:
             raise UserException(f"{where}: key {key!r} is set by the runner (byzsim grid --output), not in a grid.")
         if key not in _FIELDS and key not in allow and key not in OLD_FIELDS:
-            raise UserException(f"{where}: unknown key {key!r} (a Config field, or seeds/cases/include/exclude)."
+            others = "/".join(k for k in _HINT if k in allow)
+            raise UserException(f"{where}: unknown key {key!r} (a Config field, or {others})."
                                 f"{did_you_mean(key, DEFAULTS, cutoff=0.75)}")
         values = _seeds(value, where) if key == "seeds" else _candidates(key, value)
         if key == "seeds" and "seed" in table:
@@ -182,9 +236,10 @@ def _product(table: dict[str, list]) -> list[dict]:
 
 
 def _naming(combo: dict, where: str, make: Callable[[], Any]) -> Any:
-    """``make()``, its `UserException` prefixed with the file and the combination's fields."""
+    """``make()``, its `UserException` prefixed with the file and the combination's fields (an unknown name's
+    `UnavailableException` kept as the cause, for a reader that can say which plug-in provides it)."""
     try:
         return make()
     except UserException as err:
         fields = ", ".join(f"{k}={v!r}" for k, v in combo.items() if not isinstance(v, (dict, list)) or v)
-        raise UserException(f"{where}: {fields}: {err}") from None
+        raise UserException(f"{where}: {fields}: {err}") from (err if isinstance(err, UnavailableException) else None)

@@ -82,15 +82,18 @@ def _draw(ax, line: Line, colour: tuple, band: bool) -> None:
 
 
 def curves(panels: Mapping[str, Sequence[Line]], *, title: str, ylabel: str, band: bool = True,
-           log: bool = False, xlabel: str = "step") -> Figure:
+           log: bool = False, xlabel: str = "step", order: Sequence[str] = ()) -> Figure:
     """One panel per key of ``panels`` (shared axes), one line per `Line`, one legend for the figure.
 
     With ``band`` the y axis is accuracy, fixed to [0, 1], and each line carries the 95% confidence
-    band over seeds; with ``log`` the y axis is logarithmic (non-positive values are not drawn).
+    band over seeds, clipped to [0, 1]; with ``log`` the y axis is logarithmic (non-positive values are not
+    drawn). The legend and the colours follow ``order`` (labels not in it after, by name).
     """
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
-    labels = sorted({line.label for lines in panels.values() for line in lines})
+    rank = {label: i for i, label in enumerate(order)}
+    labels = sorted({line.label for lines in panels.values() for line in lines},
+                    key=lambda label: (rank.get(label, len(rank)), label))
     # The legend sits at the top right, beside the title (8-point labels, about 0.07 inch a character, plus
     # the line sample): the panels get 4 inches each and the title at least 4 inches beside the legend.
     legend = 0.07 * max(map(len, labels), default=0) + 0.8

@@ -6,13 +6,15 @@ run is rebuilt as a `Config` to get its canonical identity; runs whose
 identities differ only by the seed form one `Group`. The identity fields that
 vary across runs, other than the aggregator, the attack and the seed, make up
 a group's *setting*; the fields that never vary are the *fixed* settings.
+Groups, rules, attacks and settings follow the grid file's order when the
+grid's expansion is given (`simulator.report.order`).
 """
 from __future__ import annotations
 
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
@@ -20,16 +22,18 @@ from typing import Any
 
 import numpy as np
 
-from experiments.tools import UserException
+from experiments.tools import UnavailableException, UserException
 from simulator.core.config import Config
+from simulator.core.migrate import renamed_placement
+from simulator.core.plugin_record import explain
 from simulator.core.store import CHECKPOINT, SUMMARY, finished, load_result, varying
+from simulator.report.order import ATTACK_FREE, BY_NAME, Order, Ranks, attack_key, freeze, order_key, ranks
 
 logger = logging.getLogger("byzsim")
 
 __all__ = ["ATTACK_FREE", "Design", "Group", "Run", "Setting", "attack_key", "field_key", "find_runs", "group_runs",
            "load", "order_key", "read_run", "setting_key"]
 
-ATTACK_FREE = "none"
 ROLE_FIELDS = ("aggregator", "attack", "seed")
 FIRST_FIELDS = ("dataset", "model", "nb_workers", "nb_real_byz", "nb_decl_byz", "heterogeneity")
 
@@ -80,32 +84,19 @@ class Design:
     runs: int
     unfinished: int
     diverged: tuple[tuple[str, int], ...]  # (run folder name, step) of runs whose loss became NaN or infinite
+    order: Order = BY_NAME  # the grid file's order of rules, attacks and values, when its expansion was given
 
     @property
     def aggregators(self) -> list[str]:
-        return sorted({g.aggregator for g in self.groups})
+        return sorted({g.aggregator for g in self.groups}, key=self.order.aggregator)
 
     @property
     def attacks(self) -> list[str]:
-        return sorted({g.attack for g in self.groups}, key=attack_key)
+        return sorted({g.attack for g in self.groups}, key=self.order.attack)
 
     @property
     def settings(self) -> list[Setting]:
-        return sorted({g.setting for g in self.groups}, key=setting_key)
-
-
-def order_key(value: Any) -> tuple:
-    """A total order on setting values: None, then numbers, then the rest as text."""
-    if value is None:
-        return (0, 0.0, "")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (1, float(value), "")
-    return (2, 0.0, str(value))
-
-
-def attack_key(attack: str) -> tuple:
-    """The attack-free reference first, then attacks by name."""
-    return (attack != ATTACK_FREE, attack)
+        return sorted({g.setting for g in self.groups}, key=self.order.setting)
 
 
 def field_key(name: str) -> tuple:
@@ -114,11 +105,8 @@ def field_key(name: str) -> tuple:
 
 
 def setting_key(setting: Setting) -> tuple:
-    return tuple(order_key(value) for _, value in setting)
-
-
-def _freeze(value: Any) -> Any:
-    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
+    """The default order of settings (`Design.order` has the grid file's)."""
+    return BY_NAME.setting(setting)
 
 
 def find_runs(folder: str | Path, runs: Collection[str] | None = None) -> tuple[list[Path], int]:
@@ -154,7 +142,9 @@ def read_run(folder: Path, *, metrics: bool = False) -> Run:
     try:
         result = load_result(folder, metrics=metrics)
         data, evaluations, rows = result.config, result.evaluations, result.metrics
-        identity = Config.from_dict(data).identity()
+        identity = Config.from_dict(renamed_placement(folder.name, data)).identity()  # an old server run: aggregate
+    except UnavailableException as err:  # a name from a plug-in not loaded here: say which, if the folder knows
+        raise explain(folder.parent, err) from None
     except (OSError, json.JSONDecodeError, UserException) as err:
         raise UserException(f"Run folder {str(folder)!r} cannot be read: {err}") from None
     if result.summary.get("diverged"):
@@ -208,13 +198,17 @@ def _group(runs: list[Run], setting_fields: tuple[str, ...], names: dict[str, di
     val = _common(runs, "steps", "val_accuracy")[1] if all(r.val_accuracy is not None for r in runs) else None
     metric_steps, ratio = _common(runs, "metric_steps", "distance_ratio")
     return Group(aggregator=names["aggregator"][identity["aggregator"]], attack=names["attack"][identity["attack"]],
-                 setting=tuple((k, _freeze(identity.get(k))) for k in setting_fields), identity=identity,
+                 setting=tuple((k, freeze(identity.get(k))) for k in setting_fields), identity=identity,
                  seeds=tuple(r.identity["seed"] for r in runs), steps=steps, accuracy=accuracy, val_accuracy=val,
                  metric_steps=metric_steps, distance_ratio=ratio)
 
 
-def group_runs(runs: list[Run], root: Path, unfinished: int = 0) -> Design:
-    """Group runs by identity minus the seed and split the identity fields into fixed and varying."""
+def group_runs(runs: list[Run], root: Path, unfinished: int = 0, order: Ranks | None = None) -> Design:
+    """Group runs by identity minus the seed and split the identity fields into fixed and varying.
+
+    ``order`` (`simulator.report.order.ranks`) orders the groups as the grid file does; without it, by name
+    and value.
+    """
     buckets: dict[str, list[Run]] = defaultdict(list)
     for r in runs:
         buckets[json.dumps({k: v for k, v in r.identity.items() if k != "seed"}, sort_keys=True)].append(r)
@@ -224,13 +218,20 @@ def group_runs(runs: list[Run], root: Path, unfinished: int = 0) -> Design:
     fixed = {k: identities[0].get(k) for k in fields if k not in setting_fields}
     names = {role: _display_names(runs, role) for role in ("aggregator", "attack")}
     groups = [_group(members, setting_fields, names) for members in buckets.values()]
-    groups.sort(key=lambda g: (setting_key(g.setting), g.aggregator, attack_key(g.attack)))
+    order = Order.of(order or {}, ((g.aggregator, g.attack, g.identity) for g in groups))
+    groups.sort(key=lambda g: (order.setting(g.setting), order.aggregator(g.aggregator), order.attack(g.attack)))
     diverged = tuple((r.folder.name, r.diverged_at) for r in runs if r.diverged_at is not None)
     return Design(root=root, groups=tuple(groups), fixed=fixed, setting_fields=setting_fields, runs=len(runs),
-                  unfinished=unfinished, diverged=diverged)
+                  unfinished=unfinished, diverged=diverged, order=order)
 
 
-def load(folder: str | Path, *, metrics: bool = False, runs: Collection[str] | None = None) -> Design:
-    """Find, read and group every finished run below ``folder`` (only those named in ``runs``, if given)."""
+def load(folder: str | Path, *, metrics: bool = False, runs: Collection[str] | None = None,
+         expansion: Iterable[Mapping[str, Any]] = ()) -> Design:
+    """Find, read and group every finished run below ``folder`` (only those named in ``runs``, if given).
+
+    ``expansion``, the identities of the grid's runs in the grid file's order
+    (`simulator.grid.order.expansion`), orders rules, attacks and settings as the file does.
+    """
     folders, unfinished = find_runs(folder, runs)
-    return group_runs([read_run(f, metrics=metrics) for f in folders], Path(folder), unfinished)
+    return group_runs([read_run(f, metrics=metrics) for f in folders], Path(folder), unfinished,
+                      ranks(expansion))

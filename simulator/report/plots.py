@@ -55,14 +55,15 @@ def heatmaps(design: Design, summaries: Sequence[Summary], cases: Sequence[Worst
     """Aggregator x attack per setting; aggregator x f and x heterogeneity when those vary."""
     label = METRIC_LABELS[metric]
     worst = f"Worst case over attacks of the {label}"
-    yield from _grid_plots("attacks", attack_grids(summaries, metric, design.attacks), design, xlabel="attack",
+    yield from _grid_plots("attacks", attack_grids(summaries, metric, design.attacks, design.order), design,
+                           xlabel="attack",
                            what=label[0].upper() + label[1:], caption="Aggregator x attack")
     if "nb_real_byz" in design.setting_fields:
         fields = [f for f in F_FIELDS if f in design.setting_fields]
-        yield from _grid_plots("f", axis_grids(cases, fields, f_label), design, xlabel="attackers (f)",
+        yield from _grid_plots("f", axis_grids(cases, fields, f_label, design.order), design, xlabel="attackers (f)",
                                what=worst, caption="Aggregator x f, worst case over attacks")
     if "heterogeneity" in design.setting_fields:
-        grids = axis_grids(cases, ["heterogeneity"], lambda v: v["heterogeneity"])
+        grids = axis_grids(cases, ["heterogeneity"], lambda v: v["heterogeneity"], design.order)
         yield from _grid_plots("heterogeneity", grids, design, xlabel="heterogeneity", what=worst,
                                caption="Aggregator x heterogeneity, worst case over attacks")
 
@@ -84,10 +85,12 @@ def curve_plots(design: Design, *, diagnostics: bool = False) -> Iterator[Plot]:
         if diagnostics:
             yield Plot(f"diagnostics{slug}", f"Aggregate's distance from the honest mean ({describe(setting)})",
                        curves(_panels(design, setting, True), title=title, band=False, log=True,
-                              ylabel="|aggregate - honest mean| / |honest mean|", xlabel=axis))
+                              ylabel="|aggregate - honest mean| / |honest mean|", xlabel=axis,
+                              order=design.aggregators))
         else:
             yield Plot(f"curves{slug}", f"Test accuracy vs {axis} ({describe(setting)})",
-                       curves(_panels(design, setting, False), title=title, ylabel="test accuracy", xlabel=axis))
+                       curves(_panels(design, setting, False), title=title, ylabel="test accuracy", xlabel=axis,
+                              order=design.aggregators))
 
 
 def plots(design: Design, summaries: Sequence[Summary], cases: Sequence[WorstCase], metric: str, *,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from experiments.tools import UserException
-from simulator.report.load import ROLE_FIELDS, Design, Group, Setting, order_key, setting_key
+from simulator.report.load import ROLE_FIELDS, Design, Group, Setting, order_key
 from simulator.report.stats import threat, worst
 
 __all__ = ["Choice", "select"]
@@ -79,5 +79,5 @@ def select(design: Design, field: str) -> list[Choice]:
     for g in design.groups:
         rest = tuple(p for p in g.setting if p[0] != field)
         buckets[g.aggregator, rest][dict(g.setting)[field]].append(g)
-    ordered = sorted(buckets.items(), key=lambda i: (setting_key(i[0][1]), i[0][0]))
+    ordered = sorted(buckets.items(), key=lambda i: (design.order.setting(i[0][1]), design.order.aggregator(i[0][0])))
     return [c for (aggregator, setting), groups in ordered for c in _choices(aggregator, setting, groups)]

@@ -2,7 +2,10 @@
 
 Each group's accuracy is summarised three ways, per seed, then averaged over
 seeds with a 95% Student-t confidence interval (t_{0.975, k-1} s / sqrt(k),
-NaN for a single seed):
+NaN for a single seed). The half-width is kept as computed (claims compare
+it); the interval a reader is shown, `interval`, is clipped to [0, 1], the
+range of an accuracy, since the symmetric interval of a few spread-out seeds
+can run outside it:
 
 - ``final``: accuracy at the last evaluation;
 - ``best``: the highest accuracy over the evaluations;
@@ -25,12 +28,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import t as student_t
 
-from simulator.report.load import ATTACK_FREE, Design, Group, Setting, attack_key, setting_key
+from simulator.report.load import ATTACK_FREE, Design, Group, Setting, attack_key
+from simulator.report.order import BY_NAME, Order
 
-__all__ = ["COUNT_FIELDS", "LAST", "METRICS", "Summary", "WorstCase", "best_rules", "mean_ci", "per_seed",
-           "references", "summarise", "threat", "worst", "worst_cases"]
+__all__ = ["COUNT_FIELDS", "LAST", "METRICS", "RANGE", "Summary", "WorstCase", "best_rules", "interval", "mean_ci",
+           "per_seed", "references", "summarise", "threat", "worst", "worst_cases"]
 
 METRICS = ("final", "best", "last5")
+RANGE = (0.0, 1.0)  # every metric is an accuracy
 LAST = 5
 COUNT_FIELDS = ("nb_workers", "nb_real_byz", "nb_decl_byz")  # the worker counts an attack-free reference may change
 
@@ -49,6 +54,13 @@ def mean_ci(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return mean, student_t.ppf(0.975, k - 1) * values.std(axis=axis, ddof=1) / math.sqrt(k)
 
 
+def interval(mean: float, half: float, bounds: tuple[float, float] = RANGE) -> tuple[float, float]:
+    """The interval ``mean ± half`` clipped to ``bounds`` (NaN, NaN when the half-width is undefined)."""
+    if math.isnan(half):
+        return math.nan, math.nan
+    return max(bounds[0], mean - half), min(bounds[1], mean + half)
+
+
 @dataclass(frozen=True)
 class Summary:
     """One group's metrics over its seeds: mean and 95% interval half-width per metric."""
@@ -60,6 +72,10 @@ class Summary:
     @property
     def seeds(self) -> int:
         return len(self.group.seeds)
+
+    def interval(self, metric: str) -> tuple[float, float]:
+        """The 95% interval of ``metric``, clipped to [0, 1] (`interval`)."""
+        return interval(self.mean[metric], self.ci[metric])
 
 
 def summarise(design: Design) -> list[Summary]:
@@ -126,8 +142,8 @@ def references(summaries: Sequence[Summary]) -> dict[Setting, Setting]:
     return out
 
 
-def worst_cases(summaries: Sequence[Summary], metric: str) -> list[WorstCase]:
-    """For each aggregator and setting, the worst case of ``metric``'s mean over the attacks."""
+def worst_cases(summaries: Sequence[Summary], metric: str, order: Order = BY_NAME) -> list[WorstCase]:
+    """For each aggregator and setting (in ``order``), the worst case of ``metric``'s mean over the attacks."""
     table: dict[tuple[Setting, str], dict[str, float]] = defaultdict(dict)
     for s in summaries:
         table[s.group.setting, s.group.aggregator][s.group.attack] = s.mean[metric]
@@ -138,14 +154,14 @@ def worst_cases(summaries: Sequence[Summary], metric: str) -> list[WorstCase]:
         ref = refs.get(setting)
         free = math.nan if ref is None else table.get((ref, aggregator), {}).get(ATTACK_FREE, math.nan)
         out.append(WorstCase(aggregator, setting, value, attack, free, None if ref in (None, setting) else ref))
-    return sorted(out, key=lambda w: (setting_key(w.setting), w.aggregator))
+    return sorted(out, key=lambda w: (order.setting(w.setting), order.aggregator(w.aggregator)))
 
 
-def best_rules(cases: Sequence[WorstCase]) -> dict[Setting, list[WorstCase]]:
-    """Per setting, the rule(s) whose worst case is highest (several on a tie)."""
+def best_rules(cases: Sequence[WorstCase], order: Order = BY_NAME) -> dict[Setting, list[WorstCase]]:
+    """Per setting (in ``order``), the rule(s) whose worst case is highest (several on a tie)."""
     by_setting: dict[Setting, list[WorstCase]] = defaultdict(list)
     for w in cases:
         if not math.isnan(w.value):
             by_setting[w.setting].append(w)
     return {s: [w for w in ws if w.value == max(x.value for x in ws)]
-            for s, ws in sorted(by_setting.items(), key=lambda item: setting_key(item[0]))}
+            for s, ws in sorted(by_setting.items(), key=lambda item: order.setting(item[0]))}

@@ -2,6 +2,8 @@
 
 Numbers are rounded to 6 decimals; an undefined number (the confidence
 interval of a single seed, a missing attack-free run) is an empty cell.
+``*_ci`` is the Student-t half-width as computed; ``*_low`` and ``*_high``
+are the interval's ends clipped to [0, 1], the range of an accuracy.
 Setting fields are columns named as in the run identity (``nb_real_byz``...).
 """
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from simulator.report.load import attack_key
+from simulator.report.order import BY_NAME, Order
 from simulator.report.naming import describe
 from simulator.report.selection import Choice
 from simulator.report.stats import METRICS, Summary, WorstCase, best_rules
@@ -22,12 +24,13 @@ def _num(value: float) -> float | str:
 
 
 def summary_rows(summaries: Sequence[Summary], fields: Sequence[str]) -> tuple[list[str], list[dict]]:
-    """table.csv: one row per group, each metric's mean and 95% half-width over seeds."""
-    stats = [f"{m}_{part}" for m in METRICS for part in ("mean", "ci")]
+    """table.csv: one row per group, each metric's mean, 95% half-width and clipped interval over seeds."""
+    stats = [f"{m}_{part}" for m in METRICS for part in ("mean", "ci", "low", "high")]
     columns = ["aggregator", "attack", *fields, "seeds", *stats, "aggregator_canonical", "attack_canonical"]
     rows = [{"aggregator": s.group.aggregator, "attack": s.group.attack, **dict(s.group.setting),
              "seeds": s.seeds, **{f"{m}_mean": _num(s.mean[m]) for m in METRICS},
              **{f"{m}_ci": _num(s.ci[m]) for m in METRICS},
+             **{f"{m}_{end}": _num(value) for m in METRICS for end, value in zip(("low", "high"), s.interval(m))},
              "aggregator_canonical": s.group.identity["aggregator"],
              "attack_canonical": s.group.identity["attack"]} for s in summaries]
     return columns, rows
@@ -48,9 +51,10 @@ def worst_case_rows(cases: Sequence[WorstCase], fields: Sequence[str], metric: s
     return columns, rows
 
 
-def selection_rows(choices: Sequence[Choice], fields: Sequence[str], field: str) -> tuple[list[str], list[dict]]:
+def selection_rows(choices: Sequence[Choice], fields: Sequence[str], field: str,
+                   order: Order = BY_NAME) -> tuple[list[str], list[dict]]:
     """selection.csv: every candidate value per aggregator and setting; the chosen one marked."""
-    attacks = sorted({a for c in choices for a in c.test}, key=attack_key)
+    attacks = sorted({a for c in choices for a in c.test}, key=order.attack)
     rest = [f for f in fields if f != field]
     columns = ["aggregator", *rest, field, "validation_worst_case", "validation_worst_attack",
                *(f"test[{a}]" for a in attacks), "test_worst_case", "test_worst_attack", "candidate", "chosen"]

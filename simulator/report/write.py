@@ -6,8 +6,9 @@ links to exist whenever it does.
 """
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from experiments.tools import UserException
 from simulator.report.figures import FORMATS, save_figure
@@ -27,7 +28,8 @@ FIGURES = "figures"  # sub-folder of the output holding the PNG and PDF files
 
 def write_report(folder: str | Path, output: str | Path | None = None, *, select: str | None = None,
                  metric: str = "final", diagnostics: bool = True,
-                 formats: Sequence[str] = FORMATS, runs: Collection[str] | None = None) -> list[Path]:
+                 formats: Sequence[str] = FORMATS, runs: Collection[str] | None = None,
+                 expansion: Iterable[Mapping[str, Any]] = ()) -> list[Path]:
     """Write report.md, its tables and figures for the finished runs under ``folder``.
 
     Args:
@@ -39,21 +41,24 @@ def write_report(folder: str | Path, output: str | Path | None = None, *, select
         diagnostics: also draw the aggregate's distance from the honest mean per step (reads metrics.csv).
         formats: the figure formats (``png``, ``pdf``); the committed study results keep PNG only.
         runs: run ids (folder names) to read, the others under ``folder`` left out; default all.
+        expansion: the identities of the grid's runs in the grid file's order
+            (`simulator.grid.order.expansion(folder)`): rules, attacks and setting values are shown in their
+            order of first appearance there, those it lacks after them by name; default: by name.
 
     Returns:
         The paths written, report.md last.
     """
     if metric not in METRICS:
         raise UserException(f"Unknown metric {metric!r}: use one of {', '.join(METRICS)}.")
-    design = load(folder, metrics=diagnostics, runs=runs)
+    design = load(folder, metrics=diagnostics, runs=runs, expansion=expansion)
     choices = select_values(design, select) if select is not None else None
     out = Path(folder if output is None else output)
     summaries = summarise(design)
-    cases = worst_cases(summaries, metric)
+    cases = worst_cases(summaries, metric, design.order)
     fields = design.setting_fields
     tables = {TABLE: summary_rows(summaries, fields), WORST_CASE: worst_case_rows(cases, fields, metric)}
     if choices is not None:
-        tables[SELECTION] = selection_rows(choices, fields, select)
+        tables[SELECTION] = selection_rows(choices, fields, select, design.order)
     for name, (columns, rows) in tables.items():
         atomic_write(out / name, csv_bytes(columns, rows))
     written = [out / name for name in tables]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +27,10 @@ from simulator.core.store import csv_bytes, finished, load_result
 from simulator.studies.catalogue import get
 from simulator.studies.study import Results, Study, Verdict
 
-__all__ = ["Reproduction", "choose_dataset", "reproduce", "check_claims"]
+__all__ = ["Reproduction", "choose_dataset", "reproduce", "check_claims", "claims_table", "claim_columns"]
 
 STAND_IN = "fashionmnist"
 CLAIMS_CSV, CLAIMS_MD, COMPARISON_CSV, README = "claims.csv", "claims.md", "comparison.csv", "README.md"
-CLAIM_COLUMNS = ("claim", "ours", "paper", "verdict", "reason")
 
 
 @dataclass
@@ -49,8 +49,8 @@ class Reproduction:
 
 def choose_dataset(study: Study, dataset: str | None, data_root: str | None) -> tuple[str, str]:
     """(dataset, why): the one asked for, else the paper's if found locally, else Fashion-MNIST."""
-    if dataset:
-        datasets.load_tensors(dataset, False, data_root)  # an unknown or missing one is one line, before any run
+    if dataset:  # a spec (``fashionmnist(flip=true)``): unknown, mistyped or missing is one line, before any run
+        datasets.load_tensors(datasets.parse(dataset).name, False, data_root)
         return dataset, "asked for with --dataset"
     for name, why in ((study.paper_dataset, "the paper's dataset, found locally"),
                       (STAND_IN, f"the paper's {study.paper_dataset} was not found locally (--data-root); "
@@ -67,8 +67,12 @@ def choose_dataset(study: Study, dataset: str | None, data_root: str | None) -> 
 def reproduce(name: str, *, quick: bool = False, dataset: str | None = None, data_root: str | None = None,
               jobs: int = 1, threads: int | None = None, shard: tuple[int, int] | None = None,
               output: str | Path | None = None, publish: str | Path | None = None,
-              records: str | Path | None = None, progress: bool = True) -> Reproduction:
-    """Run study ``name`` (its quick variant with ``quick``), then report and check its claims once complete."""
+              records: str | Path | None = None, progress: bool = True,
+              loggers: str | Sequence[str] = ()) -> Reproduction:
+    """Run study ``name`` (its quick variant with ``quick``), then report and check its claims once complete.
+
+    ``loggers``: trackers that also record each run (`simulator.core.loggers`), as for a grid.
+    """
     study = get(name)
     used, note = choose_dataset(study, dataset, data_root)
     grid = load_grids(study.grid_file)["quick" if quick else "full"]
@@ -76,17 +80,19 @@ def reproduce(name: str, *, quick: bool = False, dataset: str | None = None, dat
     grid = dataclasses.replace(grid, name=f"{name}-quick" if quick else name, configs=configs)
     out = Path(output) if output else Path("results/runs/studies") / grid.name
     start = time.perf_counter()
-    outcome = run_grid(grid, out, jobs=jobs, threads=threads, shard=shard, progress=progress, records=records)
+    outcome = run_grid(grid, out, jobs=jobs, threads=threads, shard=shard, progress=progress, records=records,
+                       loggers=loggers)
     verdicts = None
     if all(finished(out / c.run_id()) for c in configs):
         runs = {c.run_id() for c in configs}
         results = _results(study, out, runs)
         verdicts = study.check(results)
+        rows = _claim_rows(study, results, verdicts)
         comparison = study.comparison(results) if study.comparison else []
-        _write_claims(study, verdicts, comparison, out)
+        _write_claims(study, rows, comparison, out, smoke=quick)
         write_report(out, metric=study.metric, runs=runs)
         if publish:
-            _publish(study, grid, out, Path(publish), used, note, verdicts, comparison, quick, records)
+            _publish(study, grid, out, Path(publish), used, note, rows, comparison, quick, records)
     return Reproduction(study, grid, out, used, note, outcome, verdicts, time.perf_counter() - start)
 
 
@@ -95,34 +101,85 @@ def check_claims(study: Study, folder: str | Path) -> list[Verdict]:
     return study.check(_results(study, folder))
 
 
+def claims_table(study: Study, folder: str | Path) -> list[dict[str, str]]:
+    """The rows of claims.csv for every finished run under ``folder``: what `reproduce` publishes."""
+    results = _results(study, folder)
+    return _claim_rows(study, results, study.check(results))
+
+
+def claim_columns(study: Study) -> list[str]:
+    """claims.csv's columns: the claim and its source, our numbers and verdict on the study's accuracy, the same
+    on each accuracy shown beside it (`Study.beside`), the paper's numbers and the reason."""
+    return ["claim", "source", f"ours ({study.metric})", "verdict",
+            *[c for m in study.beside for c in (f"ours ({m})", f"verdict ({m})")], "paper", "reason"]
+
+
 def _results(study: Study, folder: str | Path, runs: set[str] | None = None) -> Results:
     """The result table of the finished runs under ``folder`` (those in ``runs``), in the study's convention."""
     return Results(summarise(load(folder, runs=runs)), study.metric)
 
 
-def _write_claims(study: Study, verdicts: list[Verdict], comparison: list[dict[str, str]], out: Path) -> str:
+def _claim_rows(study: Study, results: Results, verdicts: list[Verdict]) -> list[dict[str, str]]:
+    """One row of `claim_columns` per claim: its verdict, and the claim checked again on each accuracy beside."""
+    rows = []
+    for claim, verdict, beside in zip(study.claims, verdicts, study.check_beside(results)):
+        row = {"claim": claim.text, "source": claim.source, f"ours ({study.metric})": verdict.ours,
+               "verdict": verdict.status}
+        for metric, again in beside.items():
+            row |= {f"ours ({metric})": again.ours, f"verdict ({metric})": again.status}
+        rows.append(row | {"paper": verdict.paper, "reason": verdict.reason})
+    return rows
+
+
+SMOKE = ("Smoke test: the quick variant (one seed, fewer steps, part of the grid) checks that the study runs "
+         "end to end; its verdicts are not the study's and say nothing of the paper's claims.")
+
+
+def _write_claims(study: Study, rows: list[dict[str, str]], comparison: list[dict[str, str]], out: Path,
+                  smoke: bool = False) -> str:
     """claims.csv, claims.md (with the comparison table), and comparison.csv when the study has one.
 
-    Returns the body of claims.md under its title: the claims table, then the comparison under its heading.
+    ``smoke``: the quick variant's, whose claims.md opens with `SMOKE`.
+
+    Returns the body of claims.md under its title: the claims table (numbered, each verdict in bold, the
+    accuracies beside the study's in their own columns), the paper's words for each claim, then the comparison
+    under its heading.
     """
-    rows = [(c.text, v.ours, v.paper, v.status, v.reason) for c, v in zip(study.claims, verdicts)]
-    atomic_write(out / CLAIMS_CSV, csv_bytes(CLAIM_COLUMNS, [dict(zip(CLAIM_COLUMNS, row)) for row in rows]))
-    body = table(CLAIM_COLUMNS, [[*row[:3], f"**{row[3]}**", row[4]] for row in rows]) + "\n"  # the verdict in bold
+    columns = claim_columns(study)
+    atomic_write(out / CLAIMS_CSV, csv_bytes(columns, rows))
+    shown = ["#", "claim", f"ours ({study.metric})", "verdict", *[f"ours ({m})" for m in study.beside],
+             "paper", "reason"]
+    cells = [[str(i), row["claim"], row[f"ours ({study.metric})"], f"**{row['verdict']}**",
+              *[_beside(row, m, study.metric) for m in study.beside], row["paper"], row["reason"]]
+             for i, row in enumerate(rows, 1)]
+    body = table(shown, cells) + "\n"
+    sources = [f"{i}. {row['source']}" for i, row in enumerate(rows, 1) if row["source"]]
+    if sources:
+        body += "\nWhat the paper says, claim by claim:\n\n" + "\n".join(sources) + "\n"
     if comparison:
         columns = list(comparison[0])
         atomic_write(out / COMPARISON_CSV, csv_bytes(columns, comparison))
         body += f"\n## Beside the paper\n\n{table(columns, [[row[c] for c in columns] for row in comparison])}\n"
-    atomic_write(out / CLAIMS_MD, f"# Claims: {study.title} ({study.citation})\n\n{body}".encode())
+    title = f"# {'Smoke test of the claims' if smoke else 'Claims'}: {study.title} ({study.citation})\n\n"
+    atomic_write(out / CLAIMS_MD, (title + (f"**{SMOKE}**\n\n" if smoke else "") + body).encode())
     return body
 
 
+def _beside(row: dict[str, str], metric: str, own: str) -> str:
+    """A claim's numbers on another accuracy and its verdict there ('the same' where neither changes)."""
+    ours = row[f"ours ({metric})"]
+    if ours == row[f"ours ({own})"] and row[f"verdict ({metric})"] == row["verdict"]:
+        return f"the same as on the {own} accuracy"
+    return f"{ours} (**{row[f'verdict ({metric})']}**)"
+
+
 def _publish(study: Study, grid: Grid, out: Path, dest: Path, dataset: str, note: str,
-             verdicts: list[Verdict], comparison: list[dict[str, str]], quick: bool,
+             rows: list[dict[str, str]], comparison: list[dict[str, str]], quick: bool,
              records: str | Path | None = None) -> None:
     """README.md (claims, comparison, command, dataset, time, machine, version, notes), CSV tables, PNG figures."""
     runs = [config.run_id() for config in grid.configs]
     write_report(out, dest, metric=study.metric, formats=("png",), runs=runs)
-    claims = _write_claims(study, verdicts, comparison, dest)
+    claims = _write_claims(study, rows, comparison, dest, smoke=quick)
     summaries = [load_result(out / run, metrics=False).summary for run in runs]  # the grid's, not others in out
     hours = sum(float(s["wall_time"]) for s in summaries) / 3600
     made = made_with(summaries)

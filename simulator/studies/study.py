@@ -2,35 +2,162 @@
 
 A study is data, kept in ``simulator/studies/papers/``: a grid file
 ``<name>.toml`` (named grids ``full`` and ``quick``), the paper's numbers as
-plain values, its claims, each a small function from the result table to a
-`Verdict` (our numbers, the paper's, and holds / does not hold / not
-comparable, with one sentence of reason), optionally a comparison table
-(our number beside the paper's in every cell the paper reports), and
-``<name>.md``: what differs from the paper's setup and what the committed
-results show.
+plain values, its claims, each the paper's own statement (quoted with where it
+says it) and a small function from the result table to a `Verdict` (our
+numbers, the paper's, and holds / does not hold / undecided / not comparable,
+with one sentence of reason), optionally a comparison table (our number beside
+the paper's in every cell the paper reports), and ``<name>.md``: what differs
+from the paper's setup and what the committed results show.
+
+A verdict is decided with its uncertainty (`decide`): a measured quantity whose
+95% interval over seeds contains the claim's bar is **undecided**, whichever
+side of the bar its mean falls on; several such decisions combine with
+`combine` (all hold: holds; any fails: does not hold; else undecided), and a
+claim about a share of cases counts them with `Tally` (the share at worst and
+at best over the undecided cases). A difference of groups that ran the same
+seeds is taken seed by seed (`Results.combination`), which keeps what the seeds
+share out of its interval.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import aggregators
 import attacks
-from simulator.report.stats import Summary
+from simulator.report.stats import Summary, mean_ci, per_seed
 
-__all__ = ["HOLDS", "FAILS", "NOT_COMPARABLE", "Verdict", "Claim", "Study", "Results"]
+__all__ = ["HOLDS", "FAILS", "UNDECIDED", "NOT_COMPARABLE", "SHOWN", "Verdict", "Claim", "Study", "Results",
+           "Estimate", "Tally", "decide", "within", "combine"]
 
-HOLDS, FAILS, NOT_COMPARABLE = "holds", "does not hold", "not comparable"
+HOLDS, FAILS, UNDECIDED, NOT_COMPARABLE = "holds", "does not hold", "undecided", "not comparable"
+SHOWN = ("final", "best")  # accuracies every claims table shows beside the study's own (a late collapse shows)
+
+Quantity = str | Callable[[np.ndarray], np.ndarray]  # a metric name, or [seeds, evaluations] -> one value a seed
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A measured quantity: its mean over seeds and the half-width of its 95% interval (NaN: unknown)."""
+
+    mean: float
+    half: float
+
+    @classmethod
+    def of(cls, values: Sequence[float] | np.ndarray) -> "Estimate":
+        """The mean of per-seed values and its 95% Student-t half-width (NaN for one value, both for none)."""
+        values = np.asarray(values, dtype=float)
+        if values.size == 0:
+            return cls(math.nan, math.nan)
+        mean, half = mean_ci(values)
+        return cls(float(mean), float(half))
+
+    def __sub__(self, other: "Estimate") -> "Estimate":
+        """The difference of two independent estimates; the half-widths add in quadrature."""
+        return Estimate(self.mean - other.mean, math.hypot(self.half, other.half))
+
+    def text(self, scale: float = 100.0, digits: int = 1) -> str:
+        """``mean ± half`` in points (``scale`` 100) or as given; the interval is left out when unknown."""
+        mean = f"{scale * self.mean:.{digits}f}"
+        mean = mean[1:] if mean.startswith("-") and not mean.strip("-0.") else mean  # no "-0.0"
+        return mean if math.isnan(self.half) else f"{mean} ± {scale * self.half:.{digits}f}"
+
+
+def decide(estimate: Estimate, bar: float, above: bool = True) -> str:
+    """HOLDS when the estimate clears ``bar`` (is above it, or below with ``above=False``) beyond its interval,
+    FAILS when it misses it beyond its interval, UNDECIDED when the bar lies within the 95% interval.
+
+    An estimate without an interval (one seed) is decided by its mean alone; a NaN mean is NOT_COMPARABLE.
+    """
+    if math.isnan(estimate.mean):
+        return NOT_COMPARABLE
+    if not math.isnan(estimate.half) and abs(estimate.mean - bar) <= estimate.half:
+        return UNDECIDED
+    return HOLDS if (estimate.mean > bar) == above else FAILS
+
+
+def within(estimate: Estimate, bar: float) -> str:
+    """Whether a difference is within ``bar`` of zero either way: HOLDS when its whole interval is, FAILS when
+    its whole interval lies beyond ``bar`` on one side, else UNDECIDED."""
+    return combine([decide(estimate, -bar, above=True), decide(estimate, bar, above=False)])
+
+
+def combine(statuses: Iterable[str]) -> str:
+    """One status for a claim that needs every part: all hold, any fails, else undecided (or not comparable)."""
+    statuses = list(statuses)
+    if not statuses or NOT_COMPARABLE in statuses:
+        return NOT_COMPARABLE
+    if FAILS in statuses:
+        return FAILS
+    return HOLDS if all(s == HOLDS for s in statuses) else UNDECIDED
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How many cases meet a condition among the cases it applies to, at worst and at best for the claim.
+
+    Each case is a pair of statuses, (applies, meets). At worst every undecided case goes against the claim: an
+    undecided ``meets`` is a miss, and a case that may or may not apply counts only if it could be a miss; at
+    best the other way round. A case with a NOT_COMPARABLE status (runs missing) is left out and counted apart.
+    """
+
+    worst: tuple[int, int]  # (met, counted)
+    best: tuple[int, int]
+    missing: int = 0
+
+    @classmethod
+    def of(cls, cases: Iterable[tuple[str, str]]) -> "Tally":
+        worst, best, missing = [0, 0], [0, 0], 0
+        for applies, meets in cases:
+            if NOT_COMPARABLE in (applies, meets):
+                missing += 1
+            elif applies == HOLDS:
+                worst[0] += meets == HOLDS
+                best[0] += meets != FAILS
+                worst[1] += 1
+                best[1] += 1
+            elif applies == UNDECIDED:
+                worst[1] += meets != HOLDS  # counted only as a miss
+                best[0] += meets != FAILS
+                best[1] += meets != FAILS  # counted only as a success
+        return cls((worst[0], worst[1]), (best[0], best[1]), missing)
+
+    @classmethod
+    def count(cls, statuses: Iterable[str]) -> "Tally":
+        """Cases the condition applies to alike: one status each, whether it is met."""
+        return cls.of((HOLDS, s) for s in statuses)
+
+    def decide(self, share: float, strictly: bool = False) -> str:
+        """Whether the share of cases meeting the condition is at least ``share`` (above it with ``strictly``):
+        HOLDS when it is at worst, FAILS when it is not even at best, else UNDECIDED; NOT_COMPARABLE when no case
+        applies."""
+        if self.best[1] == 0:
+            return NOT_COMPARABLE
+
+        def passes(met: int, counted: int) -> bool:
+            return counted > 0 and (met / counted > share if strictly else met / counted >= share)
+
+        if passes(*self.worst):
+            return HOLDS
+        return UNDECIDED if passes(*self.best) else FAILS
+
+    def text(self) -> str:
+        """``met/counted``, or ``a/b (worst) to c/d (best)`` when undecided cases leave it open."""
+        (a, b), (c, d) = self.worst, self.best
+        shown = f"{a}/{b}" if (a, b) == (c, d) else f"{a}/{b} (worst) to {c}/{d} (best)"
+        return shown + (f" ({self.missing} not run)" if self.missing else "")
 
 
 @dataclass(frozen=True)
 class Verdict:
     """A claim checked on our results: our numbers beside the paper's, a status and why."""
 
-    status: str  # HOLDS, FAILS or NOT_COMPARABLE
+    status: str  # HOLDS, FAILS, UNDECIDED or NOT_COMPARABLE
     ours: str
     paper: str
     reason: str
@@ -38,10 +165,15 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim of a paper and the function that checks it on a `Results` table."""
+    """One claim of a paper, where the paper makes it, and the function that checks it on a `Results` table.
+
+    ``text`` says what is checked, bar included; ``source`` is the paper's own words, short, with where they are
+    (section, figure, table or abstract, and which version), or a paraphrase marked as one.
+    """
 
     text: str
     check: Callable[["Results"], Verdict]
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,6 +196,16 @@ class Study:
         return [claim.check(results) for claim in self.claims]
 
     @property
+    def beside(self) -> tuple[str, ...]:
+        """The accuracies shown beside the study's own in its claims tables (`SHOWN` but the study's)."""
+        return tuple(m for m in SHOWN if m != self.metric)
+
+    def check_beside(self, results: "Results") -> list[dict[str, Verdict]]:
+        """Each claim checked again on each accuracy of `beside`: {accuracy: verdict}, claim by claim."""
+        again = {metric: self.check(results.under(metric)) for metric in self.beside}
+        return [{metric: verdicts[i] for metric, verdicts in again.items()} for i in range(len(self.claims))]
+
+    @property
     def grid_file(self) -> Path:
         return self.home / f"{self.name}.toml"
 
@@ -78,6 +220,10 @@ class Results:
     def __init__(self, summaries: Sequence[Summary], metric: str) -> None:
         self.summaries, self.metric = list(summaries), metric
 
+    def under(self, metric: str) -> "Results":
+        """The same table read with another accuracy (final, best or last5)."""
+        return Results(self.summaries, metric)
+
     def rows(self, **where: Any) -> list[Summary]:
         """The groups matching every ``field=value`` (aggregator and attack by any spec of the same rule)."""
         where = {k: _canonical(k, v) for k, v in where.items()}
@@ -87,6 +233,46 @@ class Results:
         """The metric's mean over seeds of the one group matching ``where`` (NaN when none or several match)."""
         rows = self.rows(**where)
         return rows[0].mean[self.metric] if len(rows) == 1 else math.nan
+
+    def estimate(self, metric: Quantity | None = None, **where: Any) -> Estimate:
+        """Mean and 95% half-width over seeds of ``metric`` (default: the study's; a name, or a function of the
+        [seeds, evaluations] accuracy giving one value a seed) for the one matching group (NaN otherwise)."""
+        metric = metric or self.metric
+        if isinstance(metric, str):
+            rows = self.rows(**where)
+            return Estimate(rows[0].mean[metric], rows[0].ci[metric]) if len(rows) == 1 else Estimate(math.nan,
+                                                                                                     math.nan)
+        return Estimate.of(list(self.seed_values(metric, **where).values()))
+
+    def seed_values(self, metric: Quantity | None = None, **where: Any) -> dict[int, float]:
+        """{seed: value of ``metric``} for the one group matching ``where`` ({} when none or several match)."""
+        rows = self.rows(**where)
+        if len(rows) != 1:
+            return {}
+        group = rows[0].group
+        metric = metric or self.metric
+        values = per_seed(group.accuracy)[metric] if isinstance(metric, str) else metric(group.accuracy)
+        return {int(seed): float(v) for seed, v in zip(group.seeds, values)}
+
+    def combination(self, terms: Sequence[tuple[float, Mapping[str, Any]]], metric: Quantity | None = None) -> Estimate:
+        """The estimate of ``sum(coefficient * group)`` over ``terms`` of (coefficient, fields of one group).
+
+        When every group ran the same seeds the sum is taken seed by seed and its interval is that of the
+        per-seed sums (what the seeds share cancels out of it); otherwise the means add up and the half-widths
+        in quadrature. NaN when a group is missing.
+        """
+        seeds = [self.seed_values(metric, **where) for _, where in terms]
+        if not all(seeds):
+            return Estimate(math.nan, math.nan)
+        if all(s.keys() == seeds[0].keys() for s in seeds):
+            return Estimate.of([sum(c * s[seed] for (c, _), s in zip(terms, seeds)) for seed in sorted(seeds[0])])
+        parts = [(c, self.estimate(metric, **where)) for c, where in terms]
+        return Estimate(sum(c * e.mean for c, e in parts), math.sqrt(sum((c * e.half) ** 2 for c, e in parts)))
+
+    def difference(self, first: Mapping[str, Any], second: Mapping[str, Any],
+                   metric: Quantity | None = None) -> Estimate:
+        """``first - second``, seed by seed when both ran the same seeds (`combination`)."""
+        return self.combination([(1.0, first), (-1.0, second)], metric)
 
     def curve(self, **where: Any) -> tuple[list[int], list[float]]:
         """(evaluation steps, accuracy averaged over seeds) of the one matching group ([], [] otherwise)."""
@@ -106,9 +292,10 @@ def _field(summary: Summary, name: str) -> Any:
 
 
 def _canonical(name: str, value: Any) -> Any:
-    """An aggregator or attack spec in the canonical form identities hold; other values as they are."""
+    """An aggregator or attack spec in the form run identities hold (`Plugin.identity`: the canonical form less
+    its neutral parameters, and less the parameters added since at their default); other values as they are."""
     if name == "aggregator":
-        return aggregators.get(value).canonical
+        return aggregators.get(value).identity
     if name == "attack":
-        return attacks.get(value).canonical
+        return attacks.get(value).identity
     return value

@@ -140,28 +140,93 @@ def test_fused_path_is_used_when_built(kernel, monkeypatch):
         coordinatewise.median(x)
 
 
-def test_auto_mode_builds_nothing(tmp_path, monkeypatch):
-    monkeypatch.setenv("BYZSIM_CACHE_DIR", str(tmp_path))
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """An empty kernel cache and this process's fused state as at start (nothing loaded, asked or built)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("BYZSIM_CACHE_DIR", str(cache))
     monkeypatch.delenv("BYZSIM_FUSED", raising=False)
-    x = make(7, 10, "normal", torch.float32, 0)
-    assert same_bits(aggregators.get("median")(x, 1), eager(aggregators.get("median"), x, 1))
-    assert not fused.available() and list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(fused, "_background", fused._Background())
+    monkeypatch.setattr(fused, "_loaded", {})
+    return cache
 
 
-@pytest.mark.parametrize("broken", ["no compiler", "corrupt library"])
-def test_a_failing_kernel_falls_back_to_eager_with_a_debug_line(tmp_path, monkeypatch, caplog, broken):
-    monkeypatch.setenv("BYZSIM_CACHE_DIR", str(tmp_path))
-    if broken == "no compiler":  # mode 1 tries to build every kernel it needs
-        monkeypatch.setenv("BYZSIM_FUSED", "1")
-        monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    else:  # auto mode finds a (corrupt) generic kernel in the cache
-        monkeypatch.setenv("BYZSIM_FUSED", "auto")
-        kernels.library_path(kernels.generic_source()).write_bytes(b"not a shared library")
-    caplog.set_level(logging.DEBUG, logger="byzsim")
-    x = make(11, 50, "special", torch.float32, 2)
+def rules_agree_with_eager(n: int = 9, f: int = 2) -> None:
+    x = make(n, 300, "special", torch.float32, 4)
     for spec in ["median", "trmean", "meamed", "phocas"]:
         rule = aggregators.get(spec)
-        assert same_bits(rule(x, 2), eager(rule, x, 2))
+        assert same_bits(rule(x, f), eager(rule, x, f)), spec
+
+
+@needs_compiler
+def test_the_default_mode_builds_in_the_background_once_per_machine_and_later_runs_reuse_it(fresh):
+    x = make(9, fused.WORTH_A_BUILD, "special", torch.float32, 4)  # wide enough to ask for a specialised kernel
+    median = aggregators.get("median")
+    assert same_bits(median(x, 2), eager(median, x, 2))  # the first call: eager, while the kernels build
+    fused.wait()
+    built = fused.built_here()
+    assert [kernel for kernel, _, ok in built if ok] == ["generic", "float32, n = 9, statistic 0, trim = 0, k = 1"]
+    assert fused.available(torch.float32, 9) == "specialised" and fused.cached(torch.float32, 9) == "specialised"
+    rules_agree_with_eager()  # narrow inputs (and the NaN columns computed again) take the generic kernel
+    fused.wait()
+    libraries = {p.name: p.stat().st_mtime_ns for p in fresh.iterdir()}
+    assert len(libraries) == 2 and all(name.endswith(".so") for name in libraries)  # nothing pending or failed
+    # another run on the same machine: every kernel from the cache, nothing built again
+    code = ("import torch, aggregators, aggregators.fused as fused\n"
+            f"x = torch.randn(9, {fused.WORTH_A_BUILD})\n"
+            "aggregators.get('median')(x, 2)\n"
+            "assert fused.available(torch.float32, 9) == 'specialised', fused.available(torch.float32, 9)\n"
+            "fused.wait(); assert fused.built_here() == [], fused.built_here()\n")
+    subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT, check=True,
+                   timeout=120)
+    assert {p.name: p.stat().st_mtime_ns for p in fresh.iterdir()} == libraries
+
+
+def test_without_a_compiler_the_rules_take_the_eager_path_with_one_log_line(fresh, monkeypatch, caplog):
+    monkeypatch.setenv("CXX", str(fresh.parent / "no-such-compiler"))
+    caplog.set_level(logging.DEBUG, logger="byzsim")
+    for chosen in ["auto", "1"]:  # in the background or before the call: the same line, once
+        monkeypatch.setenv("BYZSIM_FUSED", chosen)
+        rules_agree_with_eager()
+        rules_agree_with_eager(23, 5)
+    fused.wait()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "no C++ compiler" in warnings[0] and "no-such-compiler" in warnings[0]
+    assert not fused.available() and fused.built_here() == []
+    assert not fresh.exists() or not any(p.suffix == ".so" for p in fresh.iterdir())
+
+
+@needs_compiler
+def test_a_failed_build_is_not_tried_again_by_later_runs(fresh, monkeypatch, caplog):
+    compiler = fresh.parent / "broken-compiler"
+    compiler.write_text("#!/bin/sh\necho 'broken on purpose' >&2\nexit 1\n")
+    compiler.chmod(0o755)
+    monkeypatch.setenv("CXX", str(compiler))
+    rules_agree_with_eager()
+    fused.wait()
+    assert fused.built_here() and not any(ok for _, _, ok in fused.built_here())
+    failed = sorted(p for p in fresh.iterdir() if p.name.endswith(".failed"))
+    assert failed and "broken on purpose" in failed[0].read_text()
+    monkeypatch.setattr(fused, "_background", fused._Background())  # as a new run would start
+    caplog.set_level(logging.WARNING, logger="byzsim")
+    rules_agree_with_eager()
+    fused.wait()
+    assert fused.built_here() == []  # nothing started again
+    assert len(caplog.records) == 1 and "failed to build" in caplog.records[0].getMessage()
+
+
+def test_cached_mode_builds_nothing(fresh, monkeypatch):
+    monkeypatch.setenv("BYZSIM_FUSED", "cached")
+    rules_agree_with_eager()
+    assert not fused.available() and fused.built_here() == [] and not fresh.exists()
+
+
+def test_a_corrupt_library_falls_back_to_eager_with_a_debug_line(fresh, monkeypatch, caplog):
+    fresh.mkdir()
+    kernels.library_path(kernels.generic_source()).write_bytes(b"not a shared library")
+    monkeypatch.setenv("BYZSIM_FUSED", "generic")
+    caplog.set_level(logging.DEBUG, logger="byzsim")
+    rules_agree_with_eager(11, 2)
     assert not fused.available()
     assert "fused selection unavailable" in caplog.text
 
@@ -181,3 +246,20 @@ def test_importing_aggregators_compiles_nothing(tmp_path):
     env = {**os.environ, "BYZSIM_CACHE_DIR": str(tmp_path), "BYZSIM_FUSED": "1", "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, timeout=120)
     assert list(tmp_path.iterdir()) == []
+
+
+@needs_compiler
+def test_a_run_ends_with_the_same_bits_on_the_fused_kernels_as_on_the_eager_path(fresh, monkeypatch, tmp_path):
+    from simulator import Config, run
+    ends = {}
+    for chosen in ["0", "1"]:  # 1: the kernels built before the first call, so every step takes them
+        monkeypatch.setenv("BYZSIM_FUSED", chosen)
+        config = Config(dataset="digits", nb_workers=9, nb_decl_byz=2, aggregator="median", attack="alie", steps=6,
+                        eval_every=3, output=str(tmp_path / chosen))
+        folder = run(config, progress=False).folder
+        module = torch.load(folder / "checkpoint.pt", weights_only=False)["module"]
+        metrics = (folder / "metrics.csv").read_text().splitlines()
+        ends[chosen] = module, [line.rsplit(",", 1)[0] for line in metrics]  # step_time, the last column, aside
+    assert fused.available(torch.float32, 9) == "specialised"
+    assert ends["0"][1] == ends["1"][1]
+    assert all(torch.equal(ends["0"][0][name], ends["1"][0][name]) for name in ends["0"][0])

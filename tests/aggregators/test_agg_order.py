@@ -46,6 +46,7 @@ STEPS = [name for name in aggregators.names() if aggregators.is_preaggregation(n
 SPECS = RULES + [f"{step}>median" for step in STEPS]
 # Variants whose tie-breaking or randomness the defaults do not reach (dnc's default b exceeds the d drawn here).
 VARIANTS = ["krum(neighbours=n-f-1)", "multikrum(neighbours=n-f-1,squared=false)", "aksel(mode=n-f)", "geomed(start=zero)",
+            "bulyan(selection=multikrum)",
             "cclip(iters=3)", "dnc(niters=3,b=3)", "arc>trmean", "clip>average"]
 
 # Not invariant by construction; each is tested below for what it does guarantee.
@@ -56,9 +57,10 @@ NOT_INVARIANT = {
                         "test_bucketing_is_a_data_independent_uniform_partition)",
 }
 INVARIANT = [spec for spec in SPECS + VARIANTS if spec not in NOT_INVARIANT]
-# Order dependence found on tie-free data and reported, not fixed here: the generic test leaves out exactly
-# these (spec, n) and `test_known_order_dependence` reproduces each (strict xfail: it fails once fixed).
-# With n = 2 every input is an exact tie of the rule's own criteria, broken by row position (or rounding).
+# Order dependence on tie-free data that comes from an exact tie of the rule's own criteria, broken by row
+# position (docs/aggregators.md): the generic test leaves out exactly these (spec, n), and
+# `test_exact_ties_of_the_criteria_are_broken_by_position` reproduces each (strict xfail: a tie-break made
+# order-blind makes it pass, and the table in the docs must then change). With n = 2 every input is such a tie.
 KNOWN_AT_N = {
     ("clippedclustering", 2): "two singleton clusters: larger_cluster keeps the first good row",
     ("krum(neighbours=n-f-1)", 2): "both scores are the one distance: krum_order keeps the lower row index",
@@ -200,9 +202,10 @@ KNOWN_CASES = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="order dependence on tie-free data: reported, see docs/aggregators.md")
+@pytest.mark.xfail(strict=True, reason="an exact tie of the rule's criteria, broken by row position: "
+                                       "documented in docs/aggregators.md")
 @pytest.mark.parametrize("case", KNOWN_CASES)
-def test_known_order_dependence(case):
+def test_exact_ties_of_the_criteria_are_broken_by_position(case):
     spec, x, f, perm = KNOWN_CASES[case]()
     a, b = aggregators.get(spec)(x, f), aggregators.get(spec)(x[torch.tensor(perm)], f)
     torch.testing.assert_close(a, b, rtol=RTOL, atol=ATOL)

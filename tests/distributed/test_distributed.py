@@ -59,7 +59,7 @@ def params(folder: Path) -> dict:
 
 def in_process(tmp_path: Path, **changes) -> Path:
     config = Config(**{**dict(dataset="digits", nb_workers=9, nb_decl_byz=2, aggregator="median", steps=20,
-                              eval_every=10, engine="vmap", output=str(tmp_path / "local")), **changes})
+                              eval_every=10, output=str(tmp_path / "local")), **changes})
     return run(config, progress=False).folder
 
 

@@ -137,8 +137,9 @@ def test_digits_fixed_split_normalised_on_the_training_part():
 
 
 def test_registry_names_and_errors():
-    assert datasets.names() == ["cifar10", "digits", "fashionmnist", "mnist"]
-    assert all(datasets.num_classes(n) == 10 for n in datasets.names())
+    assert datasets.names() == ["cifar10", "cifar100", "digits", "fashionmnist", "mnist"]
+    assert {n: datasets.num_classes(n) for n in datasets.names()} == {"cifar10": 10, "cifar100": 100, "digits": 10,
+                                                                      "fashionmnist": 10, "mnist": 10}
     assert all("\n" not in datasets.describe(n) for n in datasets.names())
     with pytest.raises(UnavailableException, match="Did you mean 'mnist'"):
         datasets.num_classes("mnis")

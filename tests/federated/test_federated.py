@@ -142,3 +142,13 @@ def test_bad_federated_input_is_one_line_and_writes_nothing(tmp_path, capsys, op
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert pytest.importorskip("re").search(words, err), err
     assert not (tmp_path / "o").exists()
+
+
+def test_metrics_show_the_rates_in_force(tmp_path):
+    """--local-lr 0.05 --server-opt sgd(lr=0.01): lr 0.05 and server_lr 0.01, not the unused scheduled 0.1."""
+    result = run(Config(dataset="digits", nb_workers=5, nb_decl_byz=1, steps=2, eval_every=2, lr=0.1, local_steps=2,
+                        local_lr=0.05, server_opt="sgd(lr=0.01)", output=str(tmp_path)), progress=False)
+    assert [(row["lr"], row["server_lr"]) for row in result.metrics] == [(0.05, 0.01)] * 2
+    plain = run(Config(dataset="digits", nb_workers=5, nb_decl_byz=1, steps=1, eval_every=1, output=str(tmp_path)),
+                progress=False)
+    assert "server_lr" not in plain.metrics[0]  # one-gradient steps keep their columns

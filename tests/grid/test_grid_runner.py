@@ -83,7 +83,7 @@ def test_runs_start_seed_by_seed_so_a_stopped_grid_covers_every_cell_once(tmp_pa
     path.write_text(GRID.replace("seeds = 1", "seeds = [2, 0, 1]"))
     grid = load_grids(path)["seeds"]
     started = []
-    monkeypatch.setattr(runner, "_execute", lambda configs, jobs, threads: started.extend(configs) or iter(()))
+    monkeypatch.setattr(runner, "_execute", lambda configs, jobs, threads, loggers: started.extend(configs) or iter(()))
     run_grid(grid, tmp_path / "out", progress=False)
     assert [c.seed for c in started] == [0] * 4 + [1] * 4 + [2] * 4
     cells = [(c.aggregator, c.attack) for c in grid.configs if c.seed == 0]

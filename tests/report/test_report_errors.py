@@ -90,7 +90,7 @@ def test_one_seed_leaves_the_interval_blank_and_none_is_only_the_reference(tmp_p
     fake_run(tmp_path, [0.1, 0.6, 0.5], aggregator="median", attack="signflip")
     write_report(tmp_path, diagnostics=False)
     table = (tmp_path / "table.csv").read_text().splitlines()
-    assert table[1].startswith("median,none,1,0.9,,0.9,,") and table[3].startswith("median,signflip,1,0.5,,0.6,,")
+    assert table[1].startswith("median,none,1,0.9,,,,0.9,,,,") and table[3].startswith("median,signflip,1,0.5,,,,0.6,,")
     worst = (tmp_path / "worst_case.csv").read_text().splitlines()[1]
     assert worst == "median,final,0.4,alie,0.9,,0.5,True"
     assert "| median | 0.900 (1) | 0.400 (1) | 0.500 (1) |" in (tmp_path / "report.md").read_text()

@@ -60,6 +60,13 @@ def _expected(runs: Path) -> dict:
     return out
 
 
+def _cell(mean: float, half: float, seeds: int = 2) -> str:
+    """A page cell: mean ± half, or the interval clipped to [0, 1] as [low, high] where it runs outside."""
+    if mean - half < 0 or mean + half > 1:
+        return f"{mean:.3f} [{max(0.0, mean - half):.3f}, {min(1.0, mean + half):.3f}] ({seeds})"
+    return f"{mean:.3f} ± {half:.3f} ({seeds})"
+
+
 def _rows(path: Path) -> list[dict]:
     with open(path) as handle:
         return list(csv.DictReader(handle))
@@ -75,6 +82,8 @@ def test_the_table_holds_mean_and_interval_over_seeds_of_each_metric(grid):
         for metric, (mean, half) in expected[row["aggregator"], row["attack"]].items():
             assert float(row[f"{metric}_mean"]) == pytest.approx(mean, abs=1e-6)
             assert float(row[f"{metric}_ci"]) == pytest.approx(half, abs=1e-6)
+            assert float(row[f"{metric}_low"]) == pytest.approx(max(0.0, mean - half), abs=1e-6)
+            assert float(row[f"{metric}_high"]) == pytest.approx(min(1.0, mean + half), abs=1e-6)
     assert {r["attack_canonical"] for r in rows} == {"none", "alie(z=none)", "signflip"}
 
 
@@ -118,8 +127,7 @@ def test_the_page_shows_each_cell_and_the_best_rule(grid):
     assert "| `dataset` | `digits` |" in page and "| `nb_workers` | `7` |" in page
     assert "| aggregator | none | alie | signflip |" in page
     for (aggregator, attack), metrics in expected.items():
-        mean, half = metrics["final"]
-        assert f"{mean:.3f} ± {half:.3f} (2)" in page, (aggregator, attack)
+        assert _cell(*metrics["final"]) in page, (aggregator, attack)
     best = next(r["aggregator"] for r in _rows(out / "worst_case.csv") if r["best_rule"] == "True")
     assert f"Best rule: **{best}**" in page
 
@@ -168,5 +176,4 @@ def test_another_metric_changes_the_grid_and_worst_case_not_the_table(grid):
     page = (other / "report.md").read_text()
     assert "## Accuracy: test accuracy, mean of the last 5 evaluations" in page
     for (aggregator, attack), metrics in _expected(runs).items():
-        mean, half = metrics["last5"]
-        assert f"{mean:.3f} ± {half:.3f} (2)" in page
+        assert _cell(*metrics["last5"]) in page

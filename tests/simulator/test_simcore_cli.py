@@ -182,3 +182,48 @@ def test_every_readme_command_names_a_program_that_the_two_setup_commands_instal
     for line in commands:
         program = next(word for word in line.split() if "=" not in word)  # past VAR=value prefixes
         assert program == "make" or program.startswith(".venv/bin/"), line
+
+
+def test_train_takes_a_toml_config(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text('aggregator = "median"\nattack = "alie(z=1.5)"\nnb_workers = 7\nnb_decl_byz = 1\nsteps = 3\n'
+                      'eval_every = 3\nmomentum = 0.5\n')
+    assert main(["train", "--config", str(config), "--output", str(tmp_path / "out"), "--quiet"]) == 0
+    (folder,) = (tmp_path / "out").iterdir()
+    saved = json.loads((folder / "config.json").read_text())
+    assert (saved["aggregator"], saved["attack"], saved["nb_workers"], saved["momentum"]) == ("median", "alie(z=1.5)",
+                                                                                               7, 0.5)
+    config.write_text("steps = [3\n")
+    assert main(["train", "--config", str(config), "--quiet"]) == 2
+    assert "is not valid TOML" in capsys.readouterr().err
+
+
+def test_a_runs_config_json_reruns_under_the_output_given_not_beside_the_original(tmp_path):
+    assert main(["train", "--steps", "3", "--eval-every", "3", "--output", str(tmp_path / "a"), "--quiet"]) == 0
+    (first,) = (tmp_path / "a").iterdir()
+    saved = json.loads((first / "config.json").read_text())
+    assert "output" not in saved  # the folder is where it is
+    assert main(["train", "--config", str(first / "config.json"), "--output", str(tmp_path / "b"), "--quiet"]) == 0
+    (second,) = (tmp_path / "b").iterdir()
+    assert second.name == first.name  # the same experiment, run again elsewhere
+    assert (second / "evaluations.csv").read_text() == (first / "evaluations.csv").read_text()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_train_threads(tmp_path, threads):
+    import torch
+    before = torch.get_num_threads()
+    try:
+        assert main(["train", "--steps", "2", "--eval-every", "2", "--threads", str(threads),
+                     "--output", str(tmp_path), "--quiet"]) == 0
+        (folder,) = tmp_path.iterdir()
+        assert json.loads((folder / "summary.json").read_text())["torch_threads"] == threads
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_train_threads_default_is_one_and_negative_is_refused(capsys):
+    from simulator.cli.main import build_parser
+    assert build_parser().parse_args(["train"]).threads == 1
+    assert main(["train", "--threads", "-1"]) == 2
+    assert "--threads" in capsys.readouterr().err

@@ -103,8 +103,8 @@ def test_worker_momentum_keeps_one_buffer_per_worker():
     assert torch.allclose(m.update(agg, 0.1), 0.1 * agg)
 
 
-def test_server_and_update_momentum_differ_only_when_lr_changes():
-    server, update = _momentum(momentum=0.9, momentum_at="server"), _momentum(momentum=0.9, momentum_at="update")
+def test_aggregate_and_update_momentum_differ_only_when_lr_changes():
+    server, update = _momentum(momentum=0.9, momentum_at="aggregate"), _momentum(momentum=0.9, momentum_at="update")
     g = torch.tensor([1.0, -1.0], dtype=torch.float64)
     for lr in (0.1, 0.1):
         assert torch.allclose(server.update(g, lr), update.update(g, lr))
@@ -115,7 +115,7 @@ def test_server_and_update_momentum_differ_only_when_lr_changes():
 
 
 def test_nesterov():
-    m = _momentum(momentum=0.5, momentum_at="server", nesterov=True)
+    m = _momentum(momentum=0.5, momentum_at="aggregate", nesterov=True)
     g = torch.tensor([1.0, 0.0], dtype=torch.float64)
     assert torch.allclose(m.update(g, 1.0), g + 0.5 * g)
 

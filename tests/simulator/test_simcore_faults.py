@@ -94,7 +94,7 @@ def test_a_damaged_checkpoint_is_one_line_naming_it(small, capsys, how):
     folder = run(config, progress=False).folder
     (folder / "summary.json").unlink()
     _damage(folder, CHECKPOINT, how)
-    assert main(["train", "--config", str(folder / "config.json"), "--quiet"]) == 2
+    assert main(["train", "--config", str(folder / "config.json"), "--output", str(folder.parent), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "checkpoint.pt" in err and "delete it to restart" in err and err.count("\n") == 1
 

@@ -58,7 +58,7 @@ def test_migrate_renames_an_old_run_to_its_current_id_and_rewrites_its_files(tmp
     new = Config(**NEW, output=str(tmp_path)).run_id()
     assert (done.renamed, done.current, done.clashes) == (1, 0, [])
     assert [p.name for p in tmp_path.iterdir()] == [new]
-    assert json.loads((tmp_path / new / "config.json").read_text()) == Config(**NEW, output=str(tmp_path)).to_dict()
+    assert json.loads((tmp_path / new / "config.json").read_text()) == Config(**NEW, output=str(tmp_path)).to_saved()
     assert json.loads((tmp_path / new / "summary.json").read_text()) == {"run_id": new, "final_accuracy": 0.5}
     again = migrate(tmp_path)
     assert (again.renamed, again.current) == (0, 1)
@@ -92,3 +92,23 @@ def test_a_grid_refuses_old_runs_and_records_until_they_are_migrated(tmp_path, c
         assert main(args) == 2
         assert f"byzsim migrate {tmp_path / where}" in capsys.readouterr().err
         migrate(tmp_path / where)
+
+
+def test_a_run_of_the_old_server_placement_is_aggregate_under_its_id(tmp_path, capsys):
+    """Before `server` took ByzantineMomentum's meaning, it was momentum on the aggregate: such a run keeps its id
+    (aggregate hashes as the old server did), a grid asking for the new server refuses the folder until it is
+    migrated, and migrating rewrites its config.json to aggregate without renaming it."""
+    from simulator import run
+    fields = dict(dataset="digits", nb_workers=7, nb_decl_byz=1, steps=2, eval_every=2, momentum=0.9)
+    old = run(Config(**fields, momentum_at="aggregate", output=str(tmp_path / "out")), progress=False).folder
+    data = json.loads((old / "config.json").read_text())
+    (old / "config.json").write_text(json.dumps({**data, "momentum_at": "server"}))  # as the old code wrote it
+    grid = tmp_path / "g.toml"
+    grid.write_text('dataset = "digits"\nnb_workers = 7\nnb_decl_byz = 1\nsteps = 2\neval_every = 2\n'
+                    'momentum = 0.9\nmomentum_at = "server"\n')
+    assert main(["grid", str(grid), "--output", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "momentum at 'server'" in capsys.readouterr().err
+    done = migrate(tmp_path / "out")
+    assert (done.renamed, done.clashes) == (1, [])
+    assert json.loads((old / "config.json").read_text())["momentum_at"] == "aggregate"
+    assert migrate(tmp_path / "out").current == 1

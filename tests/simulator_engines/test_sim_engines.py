@@ -1,4 +1,4 @@
-"""Gradient engines: vmap == loop == plain autograd, buffers, randomness, auto fallback."""
+"""Gradient engines: vmap == loop == grouped == plain autograd, buffers, randomness, auto fallback."""
 import logging
 
 import pytest
@@ -206,7 +206,7 @@ def test_auto_falls_back_to_loop_and_logs_why(caplog):
 
 
 def test_registry_and_errors():
-    assert ENGINES.names() == ["auto", "grouped", "loop", "vmap"]
+    assert ENGINES.names() == ["auto", "fastest", "grouped", "loop", "vmap"]
     assert all(ENGINES.describe(name) for name in ENGINES.names())
     with pytest.raises(UnavailableException, match="Did you mean 'vmap'"):
         make_engine("vmapp", mlp(), F.cross_entropy)

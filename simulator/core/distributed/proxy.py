@@ -41,8 +41,9 @@ class RemoteWorkers:
                                   rank, self.connection, what).cpu()
                           for rank, part in enumerate(parts, start=1) if len(part)])
 
-    def honest(self, rows: None = None, local: None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every honest worker's gradients (no pools or local steps: federated rounds run in one process)."""
+    def honest(self, rows: None = None, local: None = None, at: None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every honest worker's gradients (no pools, local steps or look-ahead points: federated rounds and
+        look-ahead Nesterov run in one process)."""
         start = time.perf_counter()
         self._ask(COMPUTE, list(self.connection.ranks))
         sizes = [b.numel() for b in self.module.buffers()]
@@ -55,7 +56,7 @@ class RemoteWorkers:
                                                in zip(self.module.named_buffers(), buffers)})
         return gradients.to(self.model.get()), losses[:, 0].to(self.model.get())
 
-    def byzantine(self, poison: Poison | None, rows: None = None, local: None = None) -> torch.Tensor:
+    def byzantine(self, poison: Poison | None, rows: None = None, local: None = None, at: None = None) -> torch.Tensor:
         """The Byzantine workers' gradients, from the ranks holding them (or the server's engine)."""
         if self.byzantine_slices is None:
             return self.local.byzantine(poison)

@@ -26,7 +26,7 @@ def serve_rank(c: Config, connection: Connection) -> None:
                                  byzantine_slices[mine] if byzantine_slices else range(0))
     model = build_model(c, connection.device)
     workers = LocalWorkers(build_engine(c, model, train, connection.device), honest, byzantine,
-                           datasets.num_classes(c.dataset))
+                           datasets.num_classes(c.dataset_name))
     attack = attacks.get(c.attack)
     poison = attack.poison if isinstance(attack, DataAttack) else None
     params = model.get()

@@ -2,8 +2,9 @@
 
 An engine turns stacked per-worker batches (inputs [k, b, *shape], labels
 [k, b]) into per-worker flat gradients [k, d] (in the order of `model.get()`)
-and per-worker mean losses [k], at the model's current parameters, in
-training mode. Two rules hold for every engine:
+and per-worker mean losses [k], at the model's current parameters (or, with
+``at``, at each worker's own flat parameters [k, d]: Nesterov's look-ahead
+points), in training mode. Two rules hold for every engine:
 
 - Batch-norm running statistics: each worker's batch updates its own copy of
   the running buffers, starting from the same values; with
@@ -26,7 +27,7 @@ import torch
 
 from experiments.tools import UserException
 
-__all__ = ["Engine", "LossFn", "module_of", "flat_parameter_names", "seeded_global_rng", "local_step", "chunked",
+__all__ = ["Engine", "LossFn", "module_of", "split_rows", "flat_parameter_names", "seeded_global_rng", "local_step", "chunked",
            "chunked_local_steps"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -49,12 +50,21 @@ class Engine:
         self.order = flat_parameter_names(model)
         self.params = [named[name] for name in self.order]  # in the flat order
 
-    def gradients(self, inputs: torch.Tensor, targets: torch.Tensor, *,
-                  update_buffers: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Flat gradients [k, d] and mean losses [k] of k workers' batches ([k, b, *shape], [k, b])."""
+    def gradients(self, inputs: torch.Tensor, targets: torch.Tensor, *, update_buffers: bool = True,
+                  at: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat gradients [k, d] and mean losses [k] of k workers' batches ([k, b, *shape], [k, b]).
+
+        ``at`` [k, d]: each worker's gradient is taken at its own flat parameters instead of the model's.
+        """
         if inputs.dim() < 2 or targets.dim() < 2 or inputs.shape[:2] != targets.shape[:2]:
             raise UserException("Engine inputs must be stacked as [workers, batch, ...] with labels [workers, batch].")
-        return self._in_training(self._compute, inputs, targets, update_buffers=update_buffers)
+        if at is None:
+            return self._in_training(self._compute, inputs, targets, update_buffers=update_buffers)
+        if at.shape != (inputs.shape[0], self.dimension):
+            raise UserException(f"Per-worker parameters must be [{inputs.shape[0]}, {self.dimension}], "
+                                f"got {list(at.shape)}.")
+        return self._in_training(self._compute_at, inputs, targets, split_rows(at, self.params),
+                                 update_buffers=update_buffers)
 
     def _in_training(self, compute: Callable, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
         """``compute(*args, **kwargs, seed=...)`` in training mode, with the next seed of the engine's generator."""
@@ -68,6 +78,11 @@ class Engine:
 
     def _compute(self, inputs: torch.Tensor, targets: torch.Tensor, *, update_buffers: bool,
                  seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _compute_at(self, inputs: torch.Tensor, targets: torch.Tensor, params: list[torch.Tensor], *,
+                    update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`_compute` with per-worker parameters ``params`` ([k, *shape] each, in the flat order)."""
         raise NotImplementedError
 
     def local_updates(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float = 0.0,
@@ -107,6 +122,12 @@ class Engine:
     @property
     def device(self) -> torch.device:
         return next(self.module.parameters()).device
+
+
+def split_rows(flat: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Rows of flat vectors [k, d] as per-parameter views [k, *p.shape] for the parameters ``like`` (flat order)."""
+    pieces = flat.split([p.numel() for p in like], dim=1)
+    return [piece.reshape(flat.shape[0], *p.shape) for piece, p in zip(pieces, like)]
 
 
 def module_of(model) -> torch.nn.Module:

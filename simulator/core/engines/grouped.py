@@ -26,6 +26,8 @@ the other engines' (as they differ between those).
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -45,16 +47,63 @@ class GroupedEngine(Engine):
 
     def __init__(self, model, loss_fn: LossFn, *, chunk_size: int | None = None, seed: int = 0) -> None:
         super().__init__(model, loss_fn, chunk_size=chunk_size, seed=seed)
-        layers = list(self.module.children()) if isinstance(self.module, nn.Sequential) else [self.module]
-        odd = [type(layer).__name__ for layer in layers if not isinstance(layer, SUPPORTED)]
-        if odd or any(isinstance(layer, nn.Conv2d) and (layer.groups != 1 or layer.padding_mode != "zeros")
-                      for layer in layers):
+        reason = self.unsupported(self.module, loss_fn)
+        if reason is not None:
             raise UserException(f"The grouped engine takes a sequence of Conv2d, Linear, ReLU, MaxPool2d, Flatten, "
-                                f"dropout and LogSoftmax layers; this model has {', '.join(odd) or 'a grouped conv'}.")
-        self.layers = layers
+                                f"dropout and LogSoftmax layers and a loss with a reduction argument; {reason}.")
+        self.layers = _layers(self.module)
         owner = {id(p): i for i, p in enumerate(self.params)}
-        self.slots = [[owner[id(p)] for p in layer.parameters(recurse=False)] for layer in layers]
-        self.dense = not any(isinstance(layer, nn.Conv2d) for layer in layers)
+        self.slots = [[owner[id(p)] for p in layer.parameters(recurse=False)] for layer in self.layers]
+        self.dense = not any(isinstance(layer, nn.Conv2d) for layer in self.layers)
+
+    @staticmethod
+    def unsupported(module: nn.Module, loss_fn: LossFn | None = None) -> str | None:
+        """Why this engine cannot take ``module`` (and ``loss_fn``), from their structure alone; None if it can.
+
+        Nothing is run: the layers' types and settings, and whether the loss takes ``reduction``.
+        """
+        layers = _layers(module)
+        odd = sorted({type(layer).__name__ for layer in layers if not isinstance(layer, SUPPORTED)})
+        if odd:
+            return f"this model has {', '.join(odd)}"
+        if any(isinstance(layer, nn.Conv2d) and (layer.groups != 1 or layer.padding_mode != "zeros")
+               for layer in layers):
+            return "this model has a grouped or non-zero-padded convolution"
+        if any(isinstance(layer, nn.Flatten) and (layer.start_dim, layer.end_dim) != (1, -1) for layer in layers):
+            return "this model flattens other dimensions than all but the batch's"
+        if any(isinstance(layer, nn.LogSoftmax) and layer.dim not in (1, -1) for layer in layers):
+            return "this model's LogSoftmax is not over the classes"
+        if any(isinstance(layer, nn.MaxPool2d) and layer.return_indices for layer in layers):
+            return "this model's pooling returns indices"
+        seen_conv = False
+        for layer in layers:  # a linear layer on the spatial layout needs a Flatten before it
+            seen_conv = (seen_conv or isinstance(layer, nn.Conv2d)) and not isinstance(layer, nn.Flatten)
+            if seen_conv and isinstance(layer, nn.Linear):
+                return "this model has a linear layer on a convolution's output without a Flatten"
+        if loss_fn is not None and not _takes_reduction(loss_fn):
+            return "its loss takes no reduction argument"
+        return None
+
+    def differs(self, inputs: torch.Tensor) -> str | None:
+        """Why this engine's forward pass is not the model's own on ``inputs`` [b, *shape], or None if it is.
+
+        Catches what the layers' types cannot show (a Sequential with its own ``forward``): the grouped
+        forward of one worker and the module's, in eval mode (no dropout) and without gradients, must agree
+        to float tolerance.
+        """
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            with torch.no_grad():
+                own = self.module(inputs)
+                mine = self._forward([p.detach()[None] for p in self.params], inputs[None], True)[0].transpose(0, 1)
+        except Exception as error:  # noqa: BLE001 - any failure of the grouped pass means: not this engine
+            return f"its grouped forward pass fails ({type(error).__name__}: {error})"
+        finally:
+            self.module.train(was_training)
+        if own.shape != mine.shape or not torch.allclose(own, mine, rtol=1e-3, atol=1e-4):
+            return "its grouped forward pass differs from the model's own (a forward of its own?)"
+        return None
 
     # ------------------------------------------------------------ forward
     def _forward(self, stacked: list[torch.Tensor], inputs: torch.Tensor, shared: bool) -> torch.Tensor:
@@ -114,6 +163,13 @@ class GroupedEngine(Engine):
 
         return chunked(self, inputs.shape[0], seed, gradients)
 
+    def _compute_at(self, inputs: torch.Tensor, targets: torch.Tensor, params: list[torch.Tensor], *,
+                    update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        def gradients(rows: slice) -> tuple[list[torch.Tensor], torch.Tensor]:  # every worker its own copy
+            return self._per_worker([p[rows].detach().requires_grad_() for p in params], inputs[rows], targets[rows])
+
+        return chunked(self, inputs.shape[0], seed, gradients)
+
     def _local(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float, l2: float,
                clip: float | None, update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         def gradients(params: list[torch.Tensor], rows: slice, k: int) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -121,6 +177,20 @@ class GroupedEngine(Engine):
             return self._per_worker(leaves, inputs[rows, k], targets[rows, k])
 
         return chunked_local_steps(self, inputs, gradients, lr=lr, momentum=momentum, l2=l2, clip=clip, seed=seed)
+
+
+def _layers(module: nn.Module) -> list[nn.Module]:
+    """The layers the grouped pass runs in turn: a Sequential's children, else the module itself."""
+    return list(module.children()) if isinstance(module, nn.Sequential) else [module]
+
+
+def _takes_reduction(loss_fn: LossFn) -> bool:
+    """Whether ``loss_fn`` accepts ``reduction=`` (torch's functional losses do); unknown signatures count as no."""
+    try:
+        parameters = inspect.signature(loss_fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "reduction" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 class _SharedLinear(torch.autograd.Function):

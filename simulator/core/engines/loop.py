@@ -26,19 +26,32 @@ class LoopEngine(Engine):
 
     def _compute(self, inputs: torch.Tensor, targets: torch.Tensor, *, update_buffers: bool,
                  seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._compute_at(inputs, targets, None, update_buffers=update_buffers, seed=seed)
+
+    def _compute_at(self, inputs: torch.Tensor, targets: torch.Tensor, params: list[torch.Tensor] | None, *,
+                    update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each worker's gradient in turn, at the model's parameters or (``params``) at its own, set for it and
+        restored after."""
         k = inputs.shape[0]
         first = self.params[0]
         gradients = torch.empty(k, self.dimension, dtype=first.dtype, device=first.device)
         losses = torch.empty(k, dtype=first.dtype, device=first.device)
+        start = None if params is None else [p.detach().clone() for p in self.params]
 
         def worker(i: int) -> None:
+            if params is not None:
+                _assign(self.params, [p[i] for p in params])
             with torch.enable_grad():
                 loss = self.loss_fn(self.module(inputs[i]), targets[i])
                 grads = torch.autograd.grad(loss, self.params)
             torch.cat([g.reshape(-1) for g in grads], out=gradients[i])
             losses[i] = loss.detach()
 
-        self._one_by_one(k, worker, update_buffers=update_buffers, seed=seed)
+        try:
+            self._one_by_one(k, worker, update_buffers=update_buffers, seed=seed)
+        finally:
+            if start is not None:
+                _assign(self.params, start)
         return gradients, losses
 
     def _local(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float, l2: float,

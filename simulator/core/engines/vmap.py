@@ -52,6 +52,21 @@ class VmapEngine(Engine):
             store_buffer_average(self.module, buffers)
         return gradients, losses
 
+    def _compute_at(self, inputs: torch.Tensor, targets: torch.Tensor, params: list[torch.Tensor], *,
+                    update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each worker's gradient at its own parameters (one vmap over parameters and batches), chunked."""
+        buffers = batched_buffers(self.module, inputs.shape[0])
+
+        def pass_of(rows: slice) -> tuple[list[torch.Tensor], torch.Tensor]:
+            grads, loss = self._per_client({n: p[rows] for n, p in zip(self.order, params)},
+                                           {n: b[rows] for n, b in buffers.items()}, inputs[rows], targets[rows])
+            return [grads[n] for n in self.order], loss
+
+        gradients, losses = chunked(self, inputs.shape[0], seed, pass_of)
+        if update_buffers and buffers:
+            store_buffer_average(self.module, buffers)
+        return gradients, losses
+
     def _local(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float, l2: float,
                clip: float | None, update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """K functional SGD steps of every client at once (per-client parameters), chunked like `_compute`."""

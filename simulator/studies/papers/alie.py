@@ -1,32 +1,46 @@
-"""Baruch, Baruch & Goldberg, NeurIPS 2019: a perturbation within the honest spread defeats the robust rules."""
+"""Baruch, Baruch & Goldberg, NeurIPS 2019: a perturbation within the honest spread goes through the defences."""
 from __future__ import annotations
 
-import math
-
 from simulator.studies.catalogue import register
-from simulator.studies.study import FAILS, HOLDS, NOT_COMPARABLE, Claim, Results, Study, Verdict
+from simulator.studies.study import (FAILS, HOLDS, NOT_COMPARABLE, Claim, Estimate, Results, Study, Verdict, combine,
+                                     decide)
 
-RULES = ("krum", "trmean", "bulyan", "median")
-LARGE, MARGIN = 0.10, 0.05  # a rule loses 10 points or more, and 5 points more than the average loses
+AUTHORS = ("krum", "trmean", "bulyan")  # the defences of the authors' code (defences.py), besides no defence
+OTHERS = ("median",)  # an existing defence their code does not run
+LARGE = 0.10  # a defence is circumvented when the attack costs it 10 points or more
+ABSTRACT = ("NeurIPS 2019 paper and arXiv 1902.06156, abstract: \"a novel non-omniscient attack on distributed "
+            "learning that go undetected by all existing defenses\"")
+PAPER = ("abstract: \"20% of corrupt workers are sufficient to degrade a CIFAR10 model accuracy by 50%\"; MNIST "
+         "appears there only for backdoors")
 
 
-def alie_defeats_the_rules(results: Results) -> Verdict:
-    free = {rule: results.value(aggregator=rule, attack="none") for rule in ("average", *RULES)}
-    hit = {rule: results.value(aggregator=rule, attack="alie") for rule in ("average", *RULES)}
-    present = [r for r in RULES if not (math.isnan(free[r]) or math.isnan(hit[r]))]
-    if math.isnan(free["average"]) or math.isnan(hit["average"]) or not present:
-        return Verdict(NOT_COMPARABLE, "missing runs", "", "the average's or the rules' runs are missing")
-    average_drop = free["average"] - hit["average"]
-    drops = {r: free[r] - hit[r] for r in present}
-    defeated = [r for r, d in drops.items() if d >= max(LARGE, average_drop + MARGIN)]
-    holds = len(defeated) >= math.ceil(3 * len(present) / 4)
-    ours = ", ".join(f"{r} -{100 * d:.1f}" for r, d in drops.items())
-    return Verdict(
-        HOLDS if holds else FAILS,
-        f"top accuracy lost to ALIE (points): {ours}; average -{100 * average_drop:.1f}",
-        "up to 50% of the accuracy on MNIST and CIFAR-10 with under 25% Byzantine workers (abstract)",
-        f"{len(defeated)} of {len(present)} rules lose 10+ points and 5+ points more than the average" if holds else
-        f"only {len(defeated)} of {len(present)} rules lose 10 points and 5 points more than the average does")
+def _loss(results: Results, rule: str) -> Estimate:
+    """The accuracy the attack costs ``rule``: without attack minus under ALIE, seed by seed."""
+    return results.difference({"aggregator": rule, "attack": "none"}, {"aggregator": rule, "attack": "alie"})
+
+
+def _circumvented(results: Results, rules: tuple[str, ...], who: str) -> Verdict:
+    losses = {rule: _loss(results, rule) for rule in rules}
+    statuses = {rule: decide(loss, LARGE) for rule, loss in losses.items()}
+    status = combine(statuses.values())
+    if status == NOT_COMPARABLE:
+        return Verdict(status, "missing runs", PAPER, f"the runs of {who} with and without the attack are not all there")
+    average = _loss(results, "average")
+    ours = "; ".join(f"{rule} {loss.text()}" for rule, loss in losses.items())
+    named = {s: ", ".join(r for r, x in statuses.items() if x == s) for s in set(statuses.values())}
+    reason = {HOLDS: f"each of {who} loses 10 points or more, interval included",
+              FAILS: f"{named.get(FAILS)} loses less than 10 points beyond the interval"}.get(
+        status, f"the 95% interval of the loss of {named.get(status)} reaches 10 points")
+    return Verdict(status, f"accuracy lost to ALIE, in points: {ours} (the average, no defence: {average.text()})",
+                   PAPER, reason)
+
+
+def defences_are_circumvented(results: Results) -> Verdict:
+    return _circumvented(results, AUTHORS, "the authors' defences")
+
+
+def the_median_too(results: Results) -> Verdict:
+    return _circumvented(results, OTHERS, "the median")
 
 
 STUDY = register(Study(
@@ -35,6 +49,12 @@ STUDY = register(Study(
     citation="Baruch, Baruch & Goldberg, NeurIPS 2019",
     paper_dataset="mnist",
     metric="best",
-    claims=[Claim("a perturbation within the honest spread costs krum, trmean, bulyan and median a large part of "
-                  "their accuracy, more than it costs the plain average", alie_defeats_the_rules)],
+    claims=[
+        Claim("ALIE costs each of the authors' defences, krum, trmean and bulyan, 10 points or more of its "
+              "attack-free accuracy (all three must)", defences_are_circumvented,
+              f"{ABSTRACT}. The defences of the authors' code (defences.py) are Krum, the trimmed mean and Bulyan."),
+        Claim("ALIE costs the coordinate-wise median 10 points or more too (a defence the authors did not run)",
+              the_median_too,
+              f"{ABSTRACT}. The median is an existing defence, but not one of the authors' code (defences.py)."),
+    ],
 ))
