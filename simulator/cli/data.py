@@ -9,17 +9,15 @@ byzsim touches the network.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from experiments import datasets
-from experiments.paths import ENV_DATA
+from experiments.paths import ENV_DATA, download_root
 from experiments.tools import UserException
 
 __all__ = ["DOWNLOADABLE", "add_parser", "download"]
 
 DOWNLOADABLE = ("mnist", "fashionmnist", "cifar10", "cifar100")
-CACHE = Path("~/.cache/byzsim/data")
 
 
 def download(name: str, root: str | Path | None = None) -> Path:
@@ -27,16 +25,11 @@ def download(name: str, root: str | Path | None = None) -> Path:
     if name not in DOWNLOADABLE:
         raise UserException(f"Dataset {name!r} cannot be downloaded: byzsim downloads {', '.join(DOWNLOADABLE)} "
                             f"({'digits ships with scikit-learn' if name == 'digits' else 'see byzsim list datasets'}).")
-    folder = Path(root).expanduser() if root else _default()
+    folder = Path(root).expanduser() if root else download_root()
     folder.mkdir(parents=True, exist_ok=True)
     for train in (True, False):
         datasets.REGISTRY.get(name).read(folder, train, True)
     return folder
-
-
-def _default() -> Path:
-    env = os.environ.get(ENV_DATA)
-    return Path(env).expanduser() if env else CACHE.expanduser()
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

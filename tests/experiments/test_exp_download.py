@@ -139,3 +139,14 @@ def test_cifar100_has_a_default_model_and_an_unknown_dataset_says_so_first():
 def test_download_refuses_what_it_cannot_fetch():
     with pytest.raises(UserException, match="scikit-learn"):
         download("digits")
+
+
+def test_downloads_default_to_byzsim_data_else_the_cache_that_reads_then_find(monkeypatch, tmp_path):
+    from experiments.paths import default_root, download_root
+    monkeypatch.setenv("BYZSIM_DATA", str(tmp_path / "data"))
+    assert download_root() == default_root() == tmp_path / "data"
+    monkeypatch.delenv("BYZSIM_DATA")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert download_root() == tmp_path / ".cache" / "byzsim" / "data"
+    download_root().mkdir(parents=True)
+    assert default_root() == download_root()
