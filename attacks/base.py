@@ -52,13 +52,23 @@ class AttackContext:
             clipping, and worker momentum unless ``momentum`` is false). Where the
             batches live (this process, or the workers' own ranks) is the
             simulator's business.
+        step: the index of this step (a federated round), counted from 0; attack
+            schedules and attacks that act once read it.
+        previous_aggregate: the ``[d]`` output of the rule at the previous step
+            (None at the first step): what the server applied, as a worker sees
+            it from the change of the global model.
+        server_lr: the step size the server applies to the aggregate this step
+            (the scheduled lr, or a federated server's own lr), for attacks that
+            scale their vectors to move the model by a chosen amount.
     """
 
     def __init__(self, nb_workers: int, decl_f: int, aggregator: object | None, generator: torch.Generator | None,
                  own_gradients: torch.Tensor | None = None, num_classes: int | None = None,
-                 vectors: Callable[[Poison | None, bool], torch.Tensor] | None = None) -> None:
+                 vectors: Callable[[Poison | None, bool], torch.Tensor] | None = None, step: int = 0,
+                 previous_aggregate: torch.Tensor | None = None, server_lr: float | None = None) -> None:
         self.nb_workers, self.decl_f, self.aggregator, self.generator = nb_workers, decl_f, aggregator, generator
-        self.num_classes = num_classes
+        self.num_classes, self.step = num_classes, step
+        self.previous_aggregate, self.server_lr = previous_aggregate, server_lr
         self._own, self._vectors = own_gradients, vectors
 
     def vectors(self, poison: Poison | None = None, momentum: bool = True) -> torch.Tensor:

@@ -76,6 +76,7 @@ class Simulation:
         self.server = c.parts["server_opt"].start(self.momentum, params.numel(), self.device, params.dtype)
         self.participants = participants(c, generator(c.seed, "clients"))
         self.t = 0
+        self.previous_aggregate: torch.Tensor | None = None  # the rule's output at the last step, for attacks
         self.metrics: list[dict] = []
         self.evaluations: list[dict] = []
         self._probe()
@@ -170,7 +171,9 @@ class Simulation:
 
         return AttackContext(nb_workers=c.per_round, decl_f=chosen.told_f, aggregator=self.aggregator,
                              generator=self.attack_generator, num_classes=self.num_classes,
-                             vectors=vectors if chosen.f else None)
+                             vectors=vectors if chosen.f else None, step=self.t,
+                             previous_aggregate=self.previous_aggregate,
+                             server_lr=lr if local is None else c.parts["server_opt"].lr)
 
     def step(self) -> dict:
         """One training step (a federated round: see `simulator.core.federated`); returns its metrics row."""
@@ -187,6 +190,7 @@ class Simulation:
         byzantine = self.attack.byzantine(honest, chosen.f, self._attack_context(chosen, local, lr))
         aggregate = self.aggregator(torch.cat([honest, byzantine]), chosen.told_f)
         self.momentum.keep(aggregate)
+        self.previous_aggregate = aggregate
         params = self.model.get()
         with torch.no_grad():  # a federated server steps on the pseudo-gradient -aggregate, with its own lr
             gradient = aggregate if local is None else -aggregate
@@ -266,6 +270,7 @@ class Simulation:
             **({"evaluation_flips": self.evaluation_flips.get_state()} if self.evaluation_flips is not None else {}),
             "participants": self.participants.state_dict(),
             "server": self.server.state_dict(),
+            "previous_aggregate": self.previous_aggregate,
             "metrics": list(self.metrics),
             "evaluations": list(self.evaluations),
         }
@@ -285,5 +290,6 @@ class Simulation:
             self.evaluation_flips.set_state(state["evaluation_flips"])
         self.participants.load_state_dict(state.get("participants", {}))  # absent from checkpoints before pools
         self.server.load_state_dict(state.get("server", {}))
+        self.previous_aggregate = state.get("previous_aggregate")  # absent from checkpoints before it was kept
         self.metrics = list(state["metrics"])
         self.evaluations = list(state["evaluations"])
