@@ -224,22 +224,53 @@ def test_registry_and_errors():
 
 
 @pytest.mark.parametrize("name, shape", [("simples-digits", (1, 8, 8)), ("simples-conv", (1, 28, 28)),
-                                         ("simples-full", (1, 28, 28)), ("reference-cnn_mnist", (1, 28, 28))])
+                                         ("simples-full", (1, 28, 28)), ("reference-cnn_mnist", (1, 28, 28)),
+                                         ("simples-cifar", (3, 32, 32))])
 def test_the_grouped_engine_gives_the_loop_engines_gradients(name, shape):
-    net = model(name)
+    """Gradients, local updates, and (simples-cifar) the batch norms' running statistics the calls leave."""
+    atol = 1e-6 if name == "simples-cifar" else 2e-7  # a batch norm's backward sums over more terms
+    nets = model(name), model(name)
     inputs, targets = batches(shape, k=5, b=7)
-    grouped, loop = make_engine("grouped", net, F.cross_entropy), make_engine("loop", net, F.cross_entropy)
+    grouped, loop = make_engine("grouped", nets[0], F.cross_entropy), make_engine("loop", nets[1], F.cross_entropy)
     for got, want in zip(grouped.gradients(inputs, targets), loop.gradients(inputs, targets)):
-        torch.testing.assert_close(got, want, atol=2e-7, rtol=1e-5)
+        torch.testing.assert_close(got, want, atol=atol, rtol=1e-5)
+    torch.testing.assert_close(buffers(nets[0].module), buffers(nets[1].module))
     g = torch.Generator().manual_seed(1)
     local_inputs = torch.randn(3, 2, 7, *shape, generator=g)
     local_targets = torch.randint(10, (3, 2, 7), generator=g)
     options = dict(lr=0.1, momentum=0.5, l2=1e-3, clip=2.0)
     for got, want in zip(grouped.local_updates(local_inputs, local_targets, **options),
                          loop.local_updates(local_inputs, local_targets, **options)):
-        torch.testing.assert_close(got, want, atol=2e-7, rtol=1e-5)
+        torch.testing.assert_close(got, want, atol=atol, rtol=1e-5)
+    torch.testing.assert_close(buffers(nets[0].module), buffers(nets[1].module))
+    at = nets[0].get() + 0.01 * torch.randn(5, nets[0].get().numel(), generator=g)  # every worker its own point
+    for got, want in zip(grouped.gradients(inputs, targets, at=at), loop.gradients(inputs, targets, at=at)):
+        torch.testing.assert_close(got, want, atol=atol, rtol=1e-5)
+    torch.testing.assert_close(buffers(nets[0].module), buffers(nets[1].module))
+
+
+def test_the_grouped_batch_norm_moves_each_workers_statistics_by_its_own_batch():
+    """By hand: worker i's running mean moves by momentum * (its batch mean - the running mean), then averages."""
+    net = model("simples-cifar")
+    inputs, targets = batches((3, 32, 32), k=2, b=4)
+    inputs[1] += 3.0  # the second worker's batch has another mean
+    bn = net.module[1]
+    before = bn.running_mean.clone()
+    make_engine("grouped", net, F.cross_entropy).gradients(inputs, targets)
+    conv = net.module[0]
+    means = torch.stack([conv(x).mean(dim=(0, 2, 3)) for x in inputs]).detach()
+    torch.testing.assert_close(bn.running_mean, ((1 - bn.momentum) * before + bn.momentum * means).mean(dim=0))
+    assert int(bn.num_batches_tracked) == 1
+    frozen = {k: v.clone() for k, v in buffers(net.module).items()}
+    make_engine("grouped", net, F.cross_entropy).gradients(inputs, targets, update_buffers=False)
+    torch.testing.assert_close(buffers(net.module), frozen)
 
 
 def test_the_grouped_engine_refuses_layers_it_cannot_batch():
-    with pytest.raises(UserException, match="BatchNorm2d"):
-        make_engine("grouped", model("simples-cifar"), F.cross_entropy)
+    flat_norm = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16), nn.Linear(16, 10))
+    with pytest.raises(UserException, match="BatchNorm1d"):
+        make_engine("grouped", flat_norm, F.cross_entropy)
+    cumulative = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4, momentum=None), nn.Flatten(),
+                               nn.Linear(144, 10))
+    with pytest.raises(UserException, match="cumulative average"):
+        make_engine("grouped", cumulative, F.cross_entropy)

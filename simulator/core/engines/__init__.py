@@ -93,6 +93,8 @@ class Grouped(_Batched):
 # engine is the fastest wherever it applies (benchmarks/step.py, docs/engines.md); on CUDA the order is the one
 # `auto` has always had, not yet measured against the grouped engine. A run id hashes the name `fastest`, not
 # this table: a new order is a new choice under a new name, so that no run id comes to mean another engine.
+# The grouped engine took batch norm on 6 December 2026: `fastest` runs of a model with BatchNorm2d made before
+# then ran on vmap (summary.json names the engine a run used; its checkpoint does not resume under another one).
 FASTEST: dict[str, tuple[str, ...]] = {"cpu": ("grouped", "vmap", "loop"), "cuda": ("vmap", "grouped", "loop")}
 ELSEWHERE = ("vmap", "loop")
 

@@ -1,7 +1,7 @@
 """The `grouped` engine: every worker's gradient from one explicitly batched forward and backward.
 
-For models built from Conv2d, Linear, ReLU, max-pooling, Flatten, dropout and
-log-softmax (an `nn.Sequential` of them), the k workers' copies of the
+For models built from Conv2d, BatchNorm2d, Linear, ReLU, max-pooling, Flatten,
+dropout and log-softmax (an `nn.Sequential` of them), the k workers' copies of the
 parameters are stacked along a leading dimension (shared parameters expanded
 without copying, federated clients' own parameters as they are) and the
 network is evaluated for all workers at once:
@@ -12,14 +12,18 @@ network is evaluated for all workers at once:
   groups;
 - a linear layer runs as one batched matrix product, features first
   ([k, O, F] x [k, F, b]: the contiguous weights need no transposed copy);
+- a 2-D batch norm runs as one batch norm over the k C channels: each
+  worker's channel is normalised over its own batch, and each worker's copy
+  of the running statistics moves with its own batch statistics (the copies
+  are then averaged, as every engine does);
 - activations, pooling and dropout act on those layouts unchanged.
 
 The sum over workers of each worker's mean loss is differentiated once with
 autograd: worker i's loss depends only on its own copy, so the gradient with
 respect to copy i is worker i's gradient. This avoids `torch.func.vmap`'s
 batching of convolution backward, the gap between the vmap engine and one
-forward + backward over all samples. Models with other layers (batch norm,
-say) are refused at construction with the reason; the loss must take torch's
+forward + backward over all samples. Models with other layers (a 1-D batch
+norm, say) are refused at construction with the reason; the loss must take torch's
 ``reduction`` argument (cross-entropy and nll do). The gradients agree with
 the loop engine's to float tolerance (tested), and dropout masks differ from
 the other engines' (as they differ between those).
@@ -33,11 +37,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments.tools import UserException
-from simulator.core.engines.base import Engine, LossFn, chunked, chunked_local_steps
+from simulator.core.engines.base import (Engine, LossFn, batched_buffers, chunked, chunked_local_steps,
+                                         store_buffer_average)
 
 __all__ = ["GroupedEngine", "SUPPORTED"]
 
-SUPPORTED = (nn.Conv2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.Dropout, nn.Dropout2d, nn.LogSoftmax)
+SUPPORTED = (nn.Conv2d, nn.BatchNorm2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.Dropout, nn.Dropout2d,
+             nn.LogSoftmax)
 
 
 class GroupedEngine(Engine):
@@ -49,11 +55,15 @@ class GroupedEngine(Engine):
         super().__init__(model, loss_fn, chunk_size=chunk_size, seed=seed)
         reason = self.unsupported(self.module, loss_fn)
         if reason is not None:
-            raise UserException(f"The grouped engine takes a sequence of Conv2d, Linear, ReLU, MaxPool2d, Flatten, "
-                                f"dropout and LogSoftmax layers and a loss with a reduction argument; {reason}.")
+            raise UserException(f"The grouped engine takes a sequence of Conv2d, BatchNorm2d, Linear, ReLU, "
+                                f"MaxPool2d, Flatten, dropout and LogSoftmax layers and a loss with a reduction "
+                                f"argument; {reason}.")
         self.layers = _layers(self.module)
         owner = {id(p): i for i, p in enumerate(self.params)}
         self.slots = [[owner[id(p)] for p in layer.parameters(recurse=False)] for layer in self.layers]
+        prefix = {id(m): name for name, m in self.module.named_modules()}  # a layer's buffers by their full names
+        self.buffer_names = [[f"{prefix[id(layer)]}.{n}".lstrip(".") for n, _ in layer.named_buffers(recurse=False)]
+                             for layer in self.layers]
         self.dense = not any(isinstance(layer, nn.Conv2d) for layer in self.layers)
 
     @staticmethod
@@ -75,11 +85,16 @@ class GroupedEngine(Engine):
             return "this model's LogSoftmax is not over the classes"
         if any(isinstance(layer, nn.MaxPool2d) and layer.return_indices for layer in layers):
             return "this model's pooling returns indices"
+        if any(isinstance(layer, nn.BatchNorm2d) and (layer.momentum is None or not layer.track_running_stats)
+               for layer in layers):
+            return "this model's BatchNorm2d keeps a cumulative average or no running statistics"
         seen_conv = False
         for layer in layers:  # a linear layer on the spatial layout needs a Flatten before it
             seen_conv = (seen_conv or isinstance(layer, nn.Conv2d)) and not isinstance(layer, nn.Flatten)
             if seen_conv and isinstance(layer, nn.Linear):
                 return "this model has a linear layer on a convolution's output without a Flatten"
+            if not seen_conv and isinstance(layer, nn.BatchNorm2d):
+                return "this model has a BatchNorm2d outside a convolution's output"
         if loss_fn is not None and not _takes_reduction(loss_fn):
             return "its loss takes no reduction argument"
         return None
@@ -106,8 +121,12 @@ class GroupedEngine(Engine):
         return None
 
     # ------------------------------------------------------------ forward
-    def _forward(self, stacked: list[torch.Tensor], inputs: torch.Tensor, shared: bool) -> torch.Tensor:
+    def _forward(self, stacked: list[torch.Tensor], inputs: torch.Tensor, shared: bool,
+                 copies: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Log-probabilities or logits [k, classes, b] of k workers from their parameters (stacked [k, ...]).
+
+        ``copies``: the k workers' own copies of the buffers ([k, *shape] views, updated in place by a
+        batch norm in training mode; None: the batch statistics move no running statistics).
 
         ``shared``: the stacked parameters are one set expanded over the workers (per-worker gradients
         at the model's parameters), so a linear layer is one matrix product over all k b samples and
@@ -122,9 +141,11 @@ class GroupedEngine(Engine):
             x, grouped = inputs.transpose(0, 1).reshape(b, k * inputs.shape[2], *inputs.shape[3:]), True
         if grouped and x.dim() == 4:  # channels-last: oneDNN's grouped convolution backward is much faster so
             x = x.contiguous(memory_format=torch.channels_last)
-        for layer, slots in zip(self.layers, self.slots):
+        for layer, slots, names in zip(self.layers, self.slots, self.buffer_names):
             own = [stacked[i] for i in slots]
-            if isinstance(layer, nn.Conv2d):
+            if isinstance(layer, nn.BatchNorm2d):
+                x = _batch_norm(layer, x, own, [copies[n] for n in names] if copies else None, k)
+            elif isinstance(layer, nn.Conv2d):
                 weight, bias = own[0], own[1] if len(own) > 1 else None
                 x = F.conv2d(x, weight.reshape(-1, *weight.shape[2:]), None if bias is None else bias.reshape(-1),
                              layer.stride, layer.padding, layer.dilation, groups=k)
@@ -139,17 +160,17 @@ class GroupedEngine(Engine):
                     x = torch.bmm(weight, x) if bias is None else torch.baddbmm(bias.unsqueeze(2), weight, x)
             elif isinstance(layer, nn.LogSoftmax):
                 x = F.log_softmax(x, dim=-1 if shared else 1)
-            elif not isinstance(layer, (nn.Conv2d, nn.Flatten)):  # ReLU, pooling, dropout: either layout
+            elif not isinstance(layer, (nn.Conv2d, nn.BatchNorm2d, nn.Flatten)):  # ReLU, pooling, dropout
                 x = layer(x)
         if grouped:
             return x.reshape(b, k, -1).permute(1, 2, 0)
         return x.transpose(1, 2) if shared else x
 
     def _per_worker(self, stacked: list[torch.Tensor], inputs: torch.Tensor, targets: torch.Tensor,
-                    shared: bool = False) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Each worker's gradients (stacked like its parameters) and mean loss [k]."""
+                    copies: dict[str, torch.Tensor], shared: bool = False) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Each worker's gradients (stacked like its parameters) and mean loss [k]; ``copies`` as `_forward`'s."""
         with torch.enable_grad():
-            outputs = self._forward(stacked, inputs, shared)  # [k, classes, b]: the loss's (N, C, d) form
+            outputs = self._forward(stacked, inputs, shared, copies)  # [k, classes, b]: the loss's (N, C, d) form
             losses = self.loss_fn(outputs, targets, reduction="none").mean(dim=1)
             grads = torch.autograd.grad(losses.sum(), stacked)
         return list(grads), losses.detach()
@@ -157,26 +178,66 @@ class GroupedEngine(Engine):
     # ------------------------------------------------------------ engine
     def _compute(self, inputs: torch.Tensor, targets: torch.Tensor, *, update_buffers: bool,
                  seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        buffers = batched_buffers(self.module, inputs.shape[0])  # each worker's copy, moved by its batch norms
+
         def gradients(rows: slice) -> tuple[list[torch.Tensor], torch.Tensor]:
             shared = [p.detach().requires_grad_().expand(rows.stop - rows.start, *p.shape) for p in self.params]
-            return self._per_worker(shared, inputs[rows], targets[rows], shared=True)
+            return self._per_worker(shared, inputs[rows], targets[rows], _rows(buffers, rows), shared=True)
 
-        return chunked(self, inputs.shape[0], seed, gradients)
+        return _kept(self, buffers, update_buffers, chunked(self, inputs.shape[0], seed, gradients))
 
     def _compute_at(self, inputs: torch.Tensor, targets: torch.Tensor, params: list[torch.Tensor], *,
                     update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        def gradients(rows: slice) -> tuple[list[torch.Tensor], torch.Tensor]:  # every worker its own copy
-            return self._per_worker([p[rows].detach().requires_grad_() for p in params], inputs[rows], targets[rows])
+        buffers = batched_buffers(self.module, inputs.shape[0])
 
-        return chunked(self, inputs.shape[0], seed, gradients)
+        def gradients(rows: slice) -> tuple[list[torch.Tensor], torch.Tensor]:  # every worker its own copy
+            return self._per_worker([p[rows].detach().requires_grad_() for p in params], inputs[rows], targets[rows],
+                                    _rows(buffers, rows))
+
+        return _kept(self, buffers, update_buffers, chunked(self, inputs.shape[0], seed, gradients))
 
     def _local(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float, l2: float,
                clip: float | None, update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        buffers = batched_buffers(self.module, inputs.shape[0])  # a client's copy moves at each of its steps
+
         def gradients(params: list[torch.Tensor], rows: slice, k: int) -> tuple[list[torch.Tensor], torch.Tensor]:
             leaves = [p.detach().requires_grad_() for p in params]  # the same storage as params
-            return self._per_worker(leaves, inputs[rows, k], targets[rows, k])
+            return self._per_worker(leaves, inputs[rows, k], targets[rows, k], _rows(buffers, rows))
 
-        return chunked_local_steps(self, inputs, gradients, lr=lr, momentum=momentum, l2=l2, clip=clip, seed=seed)
+        return _kept(self, buffers, update_buffers, chunked_local_steps(self, inputs, gradients, lr=lr,
+                                                                        momentum=momentum, l2=l2, clip=clip, seed=seed))
+
+
+def _rows(buffers: dict[str, torch.Tensor], rows: slice) -> dict[str, torch.Tensor]:
+    """The copies of workers ``rows``: views, so that a batch norm's in-place update reaches ``buffers``."""
+    return {name: b[rows] for name, b in buffers.items()}
+
+
+def _kept(engine: GroupedEngine, buffers: dict[str, torch.Tensor], update: bool,
+          result: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``result``, after the module's buffers became the average of the workers' copies (when ``update``)."""
+    if update and buffers:
+        store_buffer_average(engine.module, buffers)
+    return result
+
+
+def _batch_norm(layer: nn.BatchNorm2d, x: torch.Tensor, own: list[torch.Tensor],
+                copies: list[torch.Tensor] | None, k: int) -> torch.Tensor:
+    """``layer`` on the grouped layout [b, k C, H, W]: channel c of worker i is channel i C + c.
+
+    In training mode each worker's channels are normalised over its own batch and its copies of the
+    running mean and variance ([k, C] rows of ``copies``) move with its batch statistics, as the module
+    would move them on that worker's batch alone; in eval mode the module's running statistics serve
+    every worker.
+    """
+    weight, bias = (own[0].reshape(-1), own[1].reshape(-1)) if own else (None, None)
+    if not layer.training:
+        return F.batch_norm(x, layer.running_mean.repeat(k), layer.running_var.repeat(k), weight, bias, False, 0.0,
+                            layer.eps)
+    mean, var = (copies[0].view(-1), copies[1].view(-1)) if copies else (None, None)
+    if copies:
+        copies[2].add_(1)  # num_batches_tracked, as the module counts its batches
+    return F.batch_norm(x, mean, var, weight, bias, True, layer.momentum, layer.eps)
 
 
 def _layers(module: nn.Module) -> list[nn.Module]:
