@@ -11,7 +11,10 @@ The upcoming indices of all workers sit in one [n, capacity] table with a read
 position per worker; a step reads b columns of it for every worker at once.
 A worker's row is refilled with new permutations (drawn on the CPU, so the
 same seed gives the same batches on every device) only when fewer than b
-indices are left, i.e. once per epoch of that worker.
+indices are left, with as many whole epochs as the row holds: a row holds at
+least `ROW` indices, so the Python loop of a refill runs about once per `ROW`
+samples of a worker however small its partition (digits' 72), not every other
+step. The indices drawn are the same whichever way the table is filled.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ __all__ = ["WorkerSampler", "worker_seed"]
 
 _MASK64 = (1 << 64) - 1
 _STATE = ("table", "filled", "position", "epochs")  # the tensors of a sampler's state besides its generators
+ROW = 1024  # the fewest indices a worker's row of the table holds
 
 
 def worker_seed(seed: int, index: int) -> int:
@@ -58,7 +62,7 @@ class WorkerSampler:
         self.parts = [p.detach().to("cpu", torch.int64) for p in parts]
         self.generators = [torch.Generator().manual_seed(worker_seed(seed, first + i)) for i in range(len(parts))]
         self.sizes = torch.tensor([len(p) for p in self.parts])
-        capacity = int(self.sizes.max()) + batch_size
+        capacity = max(int(self.sizes.max()) + batch_size, ROW)
         self.table = torch.zeros(len(parts), capacity, dtype=torch.int64, device=inputs.device)
         self.filled = torch.zeros(len(parts), dtype=torch.int64)    # valid entries per row
         self.position = torch.zeros(len(parts), dtype=torch.int64)  # next entry to read per row
@@ -84,13 +88,14 @@ class WorkerSampler:
                 self.targets.index_select(0, indices).view(n, b))
 
     def _refill(self, workers: list[int]) -> None:
-        """Move the unread indices of these workers to the front and append new epochs."""
+        """Move the unread indices of these workers to the front and append as many new epochs as fit."""
+        capacity = self.table.shape[1]
         for i in workers:  # at most once per epoch of each worker, not per step
             row = self.table[i]
             left = row[int(self.position[i]):int(self.filled[i])].cpu()
             epochs = [left]
             total = left.numel()
-            while total < self.batch_size:
+            while total < self.batch_size or total + len(self.parts[i]) <= capacity:
                 epochs.append(self.parts[i][torch.randperm(len(self.parts[i]), generator=self.generators[i])])
                 total += len(self.parts[i])
             self.epochs[i] += len(epochs) - 1
@@ -104,9 +109,13 @@ class WorkerSampler:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a `state_dict()` so that the next batches are exactly those of the saved run."""
-        if len(state["generators"]) != self.nb_workers or state["table"].shape != self.table.shape:
+        table = state["table"]
+        if len(state["generators"]) != self.nb_workers or table.shape[0] != self.table.shape[0] \
+                or not int(self.sizes.max()) + self.batch_size <= table.shape[1] <= self.table.shape[1]:
             raise UserException("The saved sampler state belongs to a different partition or batch size.")
         for g, s in zip(self.generators, state["generators"]):
             g.set_state(s)
-        for name in _STATE:
+        self.table.zero_()
+        self.table[:, :table.shape[1]] = table.to(self.table.device)  # a checkpoint's table may be narrower (ROW)
+        for name in _STATE[1:]:
             getattr(self, name).copy_(state[name])

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from experiments.tools import UserException
-from simulator.core.sampler import WorkerSampler, worker_seed
+from simulator.core.sampler import ROW, WorkerSampler, worker_seed
 
 
 def dataset(size: int = 60):
@@ -51,7 +51,40 @@ def test_a_partition_smaller_than_the_batch_wraps_around_evenly():
     sampler = make([torch.tensor([3, 7, 9])], batch_size=8)
     counts = torch.bincount(torch.cat([drawn(sampler.sample())[0] for _ in range(3)]), minlength=10)
     assert counts[[3, 7, 9]].tolist() == [8, 8, 8] and counts.sum() == 24
-    assert sampler.epochs.item() == 8
+    assert sampler.epochs.item() == ROW // 3  # as many whole epochs as a row holds, drawn at once
+
+
+def permutations(part: torch.Tensor, seed: int, count: int) -> torch.Tensor:
+    """The stream a worker walks: its generator's permutations of its partition, one after the other."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.cat([part[torch.randperm(len(part), generator=generator)] for _ in range(count)])
+
+
+def test_the_batches_walk_the_workers_permutations_in_order_however_the_table_is_filled():
+    parts = [torch.arange(0, 7), torch.arange(7, 60)]
+    sampler = make(parts, batch_size=5, seed=3)
+    got = torch.cat([drawn(sampler.sample()) for _ in range(400)], dim=1)  # 2000 samples: refills of worker 0
+    for i, part in enumerate(parts):
+        want = permutations(part, worker_seed(3, i), 2000 // len(part) + 1)[:2000]
+        assert torch.equal(got[i], want)
+
+
+def test_a_checkpoint_with_a_narrower_table_resumes_on_the_same_stream(monkeypatch):
+    """Checkpoints written before rows held `ROW` indices have a table as wide as the largest partition + b."""
+    parts = [torch.arange(0, 7), torch.arange(7, 20)]
+    with monkeypatch.context() as patch:
+        patch.setattr("simulator.core.sampler.ROW", 0)
+        old = make(parts, batch_size=5, seed=3)
+        [old.sample() for _ in range(3)]
+    state = old.state_dict()
+    assert state["table"].shape == (2, 13 + 5)
+    resumed = make(parts, batch_size=5, seed=99)
+    resumed.load_state_dict(state)
+    got = torch.cat([drawn(resumed.sample()) for _ in range(50)], dim=1)
+    for i, part in enumerate(parts):
+        assert torch.equal(got[i], permutations(part, worker_seed(3, i), 300 // len(part) + 2)[15:265])
+    with pytest.raises(UserException, match="different partition"):
+        resumed.load_state_dict({**state, "table": state["table"][:, :17]})  # narrower than any table was
 
 
 def test_the_same_seed_gives_the_same_batches_and_workers_get_different_streams():
