@@ -274,3 +274,68 @@ def test_the_grouped_engine_refuses_layers_it_cannot_batch():
                                nn.Linear(144, 10))
     with pytest.raises(UserException, match="cumulative average"):
         make_engine("grouped", cumulative, F.cross_entropy)
+
+
+class Residual(nn.Module):
+    """A ResNet's shape in small: a residual block with batch norms, average pooling, flatten, linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+        self.conv, self.norm = nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)
+        self.pool, self.fc = nn.AdaptiveAvgPool2d(2), nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = torch.relu(self.norm(self.conv(x)) + x)
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class Concatenating(Residual):
+    def forward(self, x):
+        x = self.stem(x)
+        return self.fc(torch.flatten(self.pool(torch.cat([x, x], dim=1)), 1)[:, :16])
+
+
+class LinearOnWidth(Residual):
+    """Passes the structural check, yet its linear layer reads the image's width: only a run can tell."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return torch.flatten(self.fc(self.stem(x)), 1)  # 4 x 8 x 10 outputs, the first ten of them the classes
+
+
+def test_the_grouped_engine_runs_a_residual_model_through_its_traced_graph():
+    net = Residual()
+    twin = Residual()
+    twin.load_state_dict(net.state_dict())
+    inputs, targets = batches((1, 8, 8), k=4, b=5)
+    grouped, loop = make_engine("grouped", net, F.cross_entropy), make_engine("loop", twin, F.cross_entropy)
+    assert grouped.graph is not None
+    for got, want in zip(grouped.gradients(inputs, targets), loop.gradients(inputs, targets)):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(buffers(net), buffers(twin))
+    g = torch.Generator().manual_seed(2)
+    local_inputs, local_targets = torch.randn(3, 2, 5, 1, 8, 8, generator=g), torch.randint(10, (3, 2, 5), generator=g)
+    for got, want in zip(grouped.local_updates(local_inputs, local_targets, lr=0.1, momentum=0.5),
+                         loop.local_updates(local_inputs, local_targets, lr=0.1, momentum=0.5)):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(buffers(net), buffers(twin))
+
+
+def test_the_grouped_engine_refuses_graphs_that_would_mix_workers():
+    class Branching(Residual):
+        def forward(self, x):
+            out = super().forward(x)
+            return out if out.sum() > 0 else -out
+
+    with pytest.raises(UserException, match="calls cat"):
+        make_engine("grouped", Concatenating(), F.cross_entropy)
+    with pytest.raises(UserException, match="cannot be traced"):
+        make_engine("grouped", Branching(), F.cross_entropy)
+    engine = make_engine("grouped", LinearOnWidth(), F.cross_entropy)  # structure passes; its first inputs do not
+    with pytest.raises(UserException, match="differs from the model's own|fails"):
+        engine.gradients(*batches((1, 8, 8), k=2, b=3))

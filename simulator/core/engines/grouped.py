@@ -39,6 +39,8 @@ from torch import nn
 from experiments.tools import UserException
 from simulator.core.engines.base import (Engine, LossFn, batched_buffers, chunked, chunked_local_steps,
                                          store_buffer_average)
+from simulator.core.engines.grouped_ops import SharedLinear, batch_norm
+from simulator.core.engines.grouped_graph import GraphPass, graph_unsupported
 
 __all__ = ["GroupedEngine", "SUPPORTED"]
 
@@ -56,8 +58,12 @@ class GroupedEngine(Engine):
         reason = self.unsupported(self.module, loss_fn)
         if reason is not None:
             raise UserException(f"The grouped engine takes a sequence of Conv2d, BatchNorm2d, Linear, ReLU, "
-                                f"MaxPool2d, Flatten, dropout and LogSoftmax layers and a loss with a reduction "
+                                f"MaxPool2d, Flatten, dropout and LogSoftmax layers, or a model whose layers with "
+                                f"parameters are Conv2d, BatchNorm2d and Linear, and a loss with a reduction "
                                 f"argument; {reason}.")
+        # not a plain sequence (residual blocks): the traced graph, checked against the model on its first inputs
+        self.graph = GraphPass(self.module, self.params) if _sequence_unsupported(self.module) else None
+        self._verified = self.graph is None
         self.layers = _layers(self.module)
         owner = {id(p): i for i, p in enumerate(self.params)}
         self.slots = [[owner[id(p)] for p in layer.parameters(recurse=False)] for layer in self.layers]
@@ -70,48 +76,36 @@ class GroupedEngine(Engine):
     def unsupported(module: nn.Module, loss_fn: LossFn | None = None) -> str | None:
         """Why this engine cannot take ``module`` (and ``loss_fn``), from their structure alone; None if it can.
 
-        Nothing is run: the layers' types and settings, and whether the loss takes ``reduction``.
+        Nothing is run: the layers' types and settings, and whether the loss takes ``reduction``. A model
+        that is no plain sequence of supported layers may still have a grouped graph (`graph_unsupported`),
+        whose forward pass is then checked on real inputs (`differs`) before it computes anything.
         """
-        layers = _layers(module)
-        odd = sorted({type(layer).__name__ for layer in layers if not isinstance(layer, SUPPORTED)})
-        if odd:
-            return f"this model has {', '.join(odd)}"
-        if any(isinstance(layer, nn.Conv2d) and (layer.groups != 1 or layer.padding_mode != "zeros")
-               for layer in layers):
-            return "this model has a grouped or non-zero-padded convolution"
-        if any(isinstance(layer, nn.Flatten) and (layer.start_dim, layer.end_dim) != (1, -1) for layer in layers):
-            return "this model flattens other dimensions than all but the batch's"
-        if any(isinstance(layer, nn.LogSoftmax) and layer.dim not in (1, -1) for layer in layers):
-            return "this model's LogSoftmax is not over the classes"
-        if any(isinstance(layer, nn.MaxPool2d) and layer.return_indices for layer in layers):
-            return "this model's pooling returns indices"
-        if any(isinstance(layer, nn.BatchNorm2d) and (layer.momentum is None or not layer.track_running_stats)
-               for layer in layers):
-            return "this model's BatchNorm2d keeps a cumulative average or no running statistics"
-        seen_conv = False
-        for layer in layers:  # a linear layer on the spatial layout needs a Flatten before it
-            seen_conv = (seen_conv or isinstance(layer, nn.Conv2d)) and not isinstance(layer, nn.Flatten)
-            if seen_conv and isinstance(layer, nn.Linear):
-                return "this model has a linear layer on a convolution's output without a Flatten"
-            if not seen_conv and isinstance(layer, nn.BatchNorm2d):
-                return "this model has a BatchNorm2d outside a convolution's output"
         if loss_fn is not None and not _takes_reduction(loss_fn):
             return "its loss takes no reduction argument"
-        return None
+        sequence = _sequence_unsupported(module)
+        if sequence is None:
+            return None
+        graph = graph_unsupported(module)
+        if graph is None:
+            return None
+        return sequence if isinstance(module, nn.Sequential) else graph
 
     def differs(self, inputs: torch.Tensor) -> str | None:
         """Why this engine's forward pass is not the model's own on ``inputs`` [b, *shape], or None if it is.
 
-        Catches what the layers' types cannot show (a Sequential with its own ``forward``): the grouped
-        forward of one worker and the module's, in eval mode (no dropout) and without gradients, must agree
-        to float tolerance.
+        Catches what the layers' types cannot show (a Sequential with a forward of its own, an operation
+        of a residual model that mixes channels): two workers, each with one of the first two samples, must
+        get what the module gives each sample, in eval mode (no dropout, no randomness drawn) and without
+        gradients, to float tolerance.
         """
         was_training = self.module.training
         self.module.eval()
+        k = min(2, len(inputs))
         try:
             with torch.no_grad():
-                own = self.module(inputs)
-                mine = self._forward([p.detach()[None] for p in self.params], inputs[None], True)[0].transpose(0, 1)
+                own = self.module(inputs[:k])
+                stacked = [p.detach()[None].expand(k, *p.shape) for p in self.params]
+                mine = self._forward(stacked, inputs[:k, None], True)[:, :, 0]
         except Exception as error:  # noqa: BLE001 - any failure of the grouped pass means: not this engine
             return f"its grouped forward pass fails ({type(error).__name__}: {error})"
         finally:
@@ -119,6 +113,15 @@ class GroupedEngine(Engine):
         if own.shape != mine.shape or not torch.allclose(own, mine, rtol=1e-3, atol=1e-4):
             return "its grouped forward pass differs from the model's own (a forward of its own?)"
         return None
+
+    def _verify(self, samples: torch.Tensor) -> None:
+        """Before the graph's first use: its forward pass must be the model's own on these samples [b, *shape]."""
+        if self._verified:
+            return
+        reason = self.differs(samples)
+        if reason is not None:
+            raise UserException(f"The grouped engine cannot take this model: {reason}; use --engine vmap.")
+        self._verified = True
 
     # ------------------------------------------------------------ forward
     def _forward(self, stacked: list[torch.Tensor], inputs: torch.Tensor, shared: bool,
@@ -130,9 +133,11 @@ class GroupedEngine(Engine):
 
         ``shared``: the stacked parameters are one set expanded over the workers (per-worker gradients
         at the model's parameters), so a linear layer is one matrix product over all k b samples and
-        only its weight gradient is split by worker (`_SharedLinear`); otherwise every worker has its
+        only its weight gradient is split by worker (`SharedLinear`); otherwise every worker has its
         own parameters (a federated client's local steps) and a linear layer is a batched product.
         """
+        if self.graph is not None:
+            return self.graph.forward(stacked, inputs, shared, copies, self.module.training)
         k, b = inputs.shape[:2]
         if self.dense:  # no convolution: straight to the dense layout
             x, grouped = inputs.reshape(k, b, -1), False
@@ -144,7 +149,7 @@ class GroupedEngine(Engine):
         for layer, slots, names in zip(self.layers, self.slots, self.buffer_names):
             own = [stacked[i] for i in slots]
             if isinstance(layer, nn.BatchNorm2d):
-                x = _batch_norm(layer, x, own, [copies[n] for n in names] if copies else None, k)
+                x = batch_norm(layer, x, own, [copies[n] for n in names] if copies else None, k)
             elif isinstance(layer, nn.Conv2d):
                 weight, bias = own[0], own[1] if len(own) > 1 else None
                 x = F.conv2d(x, weight.reshape(-1, *weight.shape[2:]), None if bias is None else bias.reshape(-1),
@@ -155,7 +160,7 @@ class GroupedEngine(Engine):
             if isinstance(layer, nn.Linear):
                 weight, bias = own[0], own[1] if len(own) > 1 else None
                 if shared:
-                    x = _SharedLinear.apply(x, weight, bias)
+                    x = SharedLinear.apply(x, weight, bias)
                 else:
                     x = torch.bmm(weight, x) if bias is None else torch.baddbmm(bias.unsqueeze(2), weight, x)
             elif isinstance(layer, nn.LogSoftmax):
@@ -178,6 +183,7 @@ class GroupedEngine(Engine):
     # ------------------------------------------------------------ engine
     def _compute(self, inputs: torch.Tensor, targets: torch.Tensor, *, update_buffers: bool,
                  seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        self._verify(inputs[0])
         buffers = batched_buffers(self.module, inputs.shape[0])  # each worker's copy, moved by its batch norms
 
         def gradients(rows: slice) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -188,6 +194,7 @@ class GroupedEngine(Engine):
 
     def _compute_at(self, inputs: torch.Tensor, targets: torch.Tensor, params: list[torch.Tensor], *,
                     update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        self._verify(inputs[0])
         buffers = batched_buffers(self.module, inputs.shape[0])
 
         def gradients(rows: slice) -> tuple[list[torch.Tensor], torch.Tensor]:  # every worker its own copy
@@ -198,6 +205,7 @@ class GroupedEngine(Engine):
 
     def _local(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float, l2: float,
                clip: float | None, update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        self._verify(inputs[0, 0])
         buffers = batched_buffers(self.module, inputs.shape[0])  # a client's copy moves at each of its steps
 
         def gradients(params: list[torch.Tensor], rows: slice, k: int) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -221,23 +229,32 @@ def _kept(engine: GroupedEngine, buffers: dict[str, torch.Tensor], update: bool,
     return result
 
 
-def _batch_norm(layer: nn.BatchNorm2d, x: torch.Tensor, own: list[torch.Tensor],
-                copies: list[torch.Tensor] | None, k: int) -> torch.Tensor:
-    """``layer`` on the grouped layout [b, k C, H, W]: channel c of worker i is channel i C + c.
-
-    In training mode each worker's channels are normalised over its own batch and its copies of the
-    running mean and variance ([k, C] rows of ``copies``) move with its batch statistics, as the module
-    would move them on that worker's batch alone; in eval mode the module's running statistics serve
-    every worker.
-    """
-    weight, bias = (own[0].reshape(-1), own[1].reshape(-1)) if own else (None, None)
-    if not layer.training:
-        return F.batch_norm(x, layer.running_mean.repeat(k), layer.running_var.repeat(k), weight, bias, False, 0.0,
-                            layer.eps)
-    mean, var = (copies[0].view(-1), copies[1].view(-1)) if copies else (None, None)
-    if copies:
-        copies[2].add_(1)  # num_batches_tracked, as the module counts its batches
-    return F.batch_norm(x, mean, var, weight, bias, True, layer.momentum, layer.eps)
+def _sequence_unsupported(module: nn.Module) -> str | None:
+    """Why ``module`` is no plain sequence the sequential grouped pass takes, or None."""
+    layers = _layers(module)
+    odd = sorted({type(layer).__name__ for layer in layers if not isinstance(layer, SUPPORTED)})
+    if odd:
+        return f"this model has {', '.join(odd)}"
+    if any(isinstance(layer, nn.Conv2d) and (layer.groups != 1 or layer.padding_mode != "zeros")
+           for layer in layers):
+        return "this model has a grouped or non-zero-padded convolution"
+    if any(isinstance(layer, nn.Flatten) and (layer.start_dim, layer.end_dim) != (1, -1) for layer in layers):
+        return "this model flattens other dimensions than all but the batch's"
+    if any(isinstance(layer, nn.LogSoftmax) and layer.dim not in (1, -1) for layer in layers):
+        return "this model's LogSoftmax is not over the classes"
+    if any(isinstance(layer, nn.MaxPool2d) and layer.return_indices for layer in layers):
+        return "this model's pooling returns indices"
+    if any(isinstance(layer, nn.BatchNorm2d) and (layer.momentum is None or not layer.track_running_stats)
+           for layer in layers):
+        return "this model's BatchNorm2d keeps a cumulative average or no running statistics"
+    seen_conv = False
+    for layer in layers:  # a linear layer on the spatial layout needs a Flatten before it
+        seen_conv = (seen_conv or isinstance(layer, nn.Conv2d)) and not isinstance(layer, nn.Flatten)
+        if seen_conv and isinstance(layer, nn.Linear):
+            return "this model has a linear layer on a convolution's output without a Flatten"
+        if not seen_conv and isinstance(layer, nn.BatchNorm2d):
+            return "this model has a BatchNorm2d outside a convolution's output"
+    return None
 
 
 def _layers(module: nn.Module) -> list[nn.Module]:
@@ -252,26 +269,3 @@ def _takes_reduction(loss_fn: LossFn) -> bool:
     except (TypeError, ValueError):
         return False
     return "reduction" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-
-
-class _SharedLinear(torch.autograd.Function):
-    """A linear layer whose weight is one matrix expanded over k workers: x [k, b, F] -> [k, b, O].
-
-    The forward pass and the input gradient are single matrix products over all
-    k b samples; the weight and bias gradients come back per worker
-    ([k, O, F], [k, O]), as the gradient of the expanded weight.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        return F.linear(x, weight[0], None if bias is None else bias[0])
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        x, weight = ctx.saved_tensors
-        grad_x = grad @ weight[0] if ctx.needs_input_grad[0] else None
-        grad_weight = torch.bmm(grad.transpose(1, 2), x)
-        grad_bias = grad.sum(dim=1) if ctx.has_bias else None
-        return grad_x, grad_weight, grad_bias
