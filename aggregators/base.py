@@ -7,12 +7,24 @@ in the object. `Rule` turns [n, d] into [d]; `PreAggregation` turns [n, d]
 into [n', d] and says what (n', f') the next step sees. The checks, the input
 validation, the no-alias guarantee, `trial` and the state protocol live here,
 in one place, for every rule.
+
+Some rules need more than the vectors and f: who sent each vector (FoolsGold's
+per-client history), the server's own update on its root set (FLTrust), the
+global parameters and the server's step (CRFL). A step declares what it reads
+in ``needs`` (names of `RoundInfo` fields); the caller hands the round's
+`RoundInfo` to the rule with `Rule.inform` before calling it (the simulator
+does so each step before the attack, so adaptive attacks' `trial` sees the
+same round), and a rule called without what it needs raises `UserException`.
+Rules that need nothing are called as before.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import numbers
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -21,11 +33,43 @@ from experiments.plugin import Plugin
 from experiments.registry import Registry
 from experiments.tools import UserException
 
-__all__ = ["Step", "Rule", "PreAggregation", "register", "REGISTRY", "DEFAULT_SEED"]
+__all__ = ["Step", "Rule", "PreAggregation", "RoundInfo", "register", "REGISTRY", "DEFAULT_SEED"]
 
 REGISTRY: Registry[type["Step"]] = Registry("aggregator", packages=("aggregators.rules", "aggregators.preaggregation"))
 register = REGISTRY.register
 DEFAULT_SEED = 0x5EED
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    """What a rule may know about the round besides the [n, d] vectors and f; a field not needed stays None.
+
+    Fields:
+        clients: int64 [n], the identity of the sender of each row, stable across rounds (the simulator's:
+            honest workers or clients 0..h-1 by index, then a Byzantine one nb_honest + its index).
+        reference: [d], the server's own update on its root set, computed as the workers compute theirs.
+        params: [d], the global model's flat parameters before this step's update.
+        lr: the server's step on the aggregate: the next parameters are ``params - lr * aggregate``
+            (negative in a federated round, whose server steps on -aggregate with its own lr).
+        step: the index of this step (federated round), counted from 0.
+    """
+
+    clients: torch.Tensor | None = None
+    reference: torch.Tensor | None = None
+    params: torch.Tensor | None = None
+    lr: float | None = None
+    step: int = 0
+
+    @classmethod
+    def stand_in(cls, n: int, d: int) -> "RoundInfo":
+        """A round for callers that run no training (a probe, the registry-wide tests): senders 0..n-1, the
+        reference the unit vector along (1, ..., 1), parameters zero, lr 1, step 0."""
+        return cls(clients=torch.arange(n), reference=torch.full((d,), 1 / math.sqrt(d)), params=torch.zeros(d),
+                   lr=1.0)
+
+
+NEEDS = {"clients": "the identity of each vector's sender", "reference": "the server's own update (its root set)",
+         "params": "the global parameters", "lr": "the server's step size"}  # what a step may declare in `needs`
 
 
 class Step(Plugin):
@@ -36,6 +80,7 @@ class Step(Plugin):
     randomised: ClassVar[bool] = False
     bound: ClassVar[tuple[int, int] | None] = None  # (a, b): the default `requirement` is n >= af + b
     state_keys: ClassVar[tuple[str, ...]] = ()  # attributes holding state: None after `reset`, kept by `own_state`
+    needs: ClassVar[frozenset[str]] = frozenset()  # the `RoundInfo` fields the step reads (keys of `NEEDS`)
 
     def __init__(self, *, generator: torch.Generator | None = None, **params: object) -> None:
         super().__init__(**params)
@@ -43,6 +88,7 @@ class Step(Plugin):
             generator = torch.Generator().manual_seed(DEFAULT_SEED)
         self.generator = generator
         self._initial_generator_state = generator.get_state() if generator is not None else None
+        self.info = RoundInfo()  # this round's, set by `Rule.inform`; not state: each round brings its own
         self.reset()
 
     def __repr__(self) -> str:
@@ -70,6 +116,15 @@ class Step(Plugin):
         """Restore what `own_state` returned."""
         for key in self.state_keys:
             setattr(self, key, state[key])
+
+    def root_samples(self) -> int:
+        """Training samples the server holds out for its own update (FLTrust's root set); 0 for most steps."""
+        return 0
+
+    def gaussian(self, sigma: float, like: torch.Tensor) -> torch.Tensor:
+        """N(0, sigma^2) noise shaped like ``like``, drawn from the step's generator (on its device, then moved)."""
+        noise = torch.randn(like.shape, generator=self.generator, device=self.generator.device, dtype=like.dtype)
+        return noise.to(like.device).mul_(sigma)
 
     def random_columns(self, gradients: torch.Tensor, k: int) -> torch.Tensor:
         """``gradients`` restricted to k coordinates drawn from the step's generator (all of them when k >= d)."""
@@ -110,6 +165,7 @@ class Rule(Step):
             raise UserException(f"{self.spec} expects an integer f, got {f!r}.")
         f = int(f)  # numpy integers too
         self.check(gradients.shape[0], f)
+        self.check_round(*gradients.shape)
         low_precision = gradients.dtype in (torch.float16, torch.bfloat16)
         work = gradients.float() if low_precision else gradients
         out = self.aggregate(work, f)
@@ -118,6 +174,38 @@ class Rule(Step):
         elif out.untyped_storage().data_ptr() == gradients.untyped_storage().data_ptr():
             out = out.clone()
         return out
+
+    def inform(self, info: RoundInfo) -> None:
+        """Tell every step what it may know about the coming calls (`RoundInfo`); it holds until the next call.
+
+        A pre-aggregation step that does not keep its rows in place (bucketing, nnm) hides the senders from
+        the steps after it.
+        """
+        for step in self.parts():
+            step.info = info
+            if isinstance(step, PreAggregation) and not step.keeps_rows and info.clients is not None:
+                info = dataclasses.replace(info, clients=None)
+
+    def needed(self) -> frozenset[str]:
+        """The `RoundInfo` fields some step of this rule reads: what a caller must build each round."""
+        return frozenset().union(*(step.needs for step in self.parts()))
+
+    def root_set_size(self) -> int:
+        """Training samples the server holds out for its own update (0: none)."""
+        return max(step.root_samples() for step in self.parts())
+
+    def check_round(self, n: int, d: int) -> None:
+        """Raise `UserException` when a step lacks a `RoundInfo` field it needs, or has one of the wrong size."""
+        for step in self.parts():
+            for name in sorted(step.needs):
+                value = getattr(step.info, name)
+                if value is None:
+                    raise UserException(f"{step.spec} needs {NEEDS[name]}, which it was not given: call "
+                                        f"rule.inform(RoundInfo({name}=...)) first (byzsim runs do).")
+                size = {"clients": n, "reference": d, "params": d}.get(name)
+                if size is not None and tuple(value.shape) != (size,):
+                    raise UserException(f"{step.spec} was given {name} of shape {tuple(value.shape)} "
+                                        f"for a round of {n} vectors of {d} coordinates.")
 
     def trial(self, gradients: torch.Tensor, f: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """What `__call__` would return, leaving every state (centre, generator) unchanged.
@@ -178,6 +266,8 @@ class Rule(Step):
 
 class PreAggregation(Step):
     """A pre-aggregation step: [n, d] to [n', d], placed in front of a rule in a chain."""
+
+    keeps_rows: ClassVar[bool] = False  # whether output row i is still input row i's sender's vector (clip, arc)
 
     def transform(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         """The step's definition; returns a new [n', d] tensor."""

@@ -2,6 +2,8 @@
 
 Each step maps [n, d] to [n', d] and reports the (n', f') the next step sees,
 the way optax chains gradient transformations; the chain behaves like a rule.
+A step that needs the senders' identities (a per-client history) cannot come
+after a step that mixes or reorders the vectors: the chain refuses it.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ class Chain(Rule):
         return [*self.steps, self.rule]
 
     def check(self, n: int, f: int) -> None:
+        self.check_senders()
         n_in, f_in = n, f
         for position, step in enumerate(self.parts()):
             unmet = step.unmet(n, f)
@@ -52,6 +55,18 @@ class Chain(Rule):
                                     f"got n = {n}, f = {f}{where}.")
             if position < len(self.steps):
                 n, f = step.output_size(n, f)
+
+    def check_senders(self) -> None:
+        """Refuse a step that needs the senders' identities after a step that mixes or reorders the vectors."""
+        mixer = next((step for step in self.steps if not step.keeps_rows), None)
+        if mixer is None:
+            return
+        after = self.parts()[self.parts().index(mixer) + 1:]
+        for step in after:
+            if "clients" in step.needs:
+                raise UserException(f"{step.spec} in {self.spec!r} is a stateful defence without client identities: "
+                                    f"{mixer.spec} mixes or reorders the vectors before it; put {step.name} first, "
+                                    "or after steps that keep each row in place (clip, arc).")
 
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         for step in self.steps:

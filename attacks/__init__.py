@@ -9,10 +9,11 @@ docs/attacks.md.
 from __future__ import annotations
 
 from attacks.base import REGISTRY, Attack, AttackContext, DataAttack, GradientAttack
+from attacks.targeted import TargetedAttack
 from experiments.grammar import format_value, parse_spec
 from experiments.tools import UserException
 
-__all__ = ["get", "names", "describe", "Attack", "AttackContext", "GradientAttack", "DataAttack"]
+__all__ = ["get", "names", "describe", "Attack", "AttackContext", "GradientAttack", "DataAttack", "TargetedAttack"]
 
 
 names = REGISTRY.names  # every attack name, sorted
@@ -21,7 +22,8 @@ names = REGISTRY.names  # every attack name, sorted
 def describe(name: str) -> str:
     """One line describing the attack: its docstring's first line, its type and its parameters."""
     cls = REGISTRY.get(name)
-    kind = "data attack" if issubclass(cls, DataAttack) else "gradient attack"
+    kind = "targeted data attack" if issubclass(cls, TargetedAttack) else \
+        "data attack" if issubclass(cls, DataAttack) else "gradient attack"
     params = ", ".join(f"{k}={format_value(v)}" for k, v in cls.parameters().items())
     return f"{cls.summary()} [{kind}{'; ' + params if params else ''}]"
 

@@ -12,6 +12,18 @@ step. Its class says how it makes them:
   then computed honestly (``ctx.vectors(self.poison)``; label flipping);
   ``none`` is the data attack that poisons nothing, so its workers behave
   honestly.
+
+Every attack also takes a schedule, ``begin``, ``end`` and ``every`` (steps,
+or federated rounds, counted from 0): it attacks at steps ``begin``,
+``begin + every``, ... before ``end`` (exclusive, as in ``range``; none: to the
+run's end), so ``begin=k,end=k+1`` is a single shot at step k. FLPoison's
+strategies (its ``attack_strategy``: continuous, single-shot, fixed-frequency
+with ``poison_frequency = 5``) are ``begin``, ``begin=k,end=k+1`` and
+``every=5``. At a step it does not attack, the Byzantine workers behave
+honestly: they send ``ctx.own()``, their honest vectors on their own batches.
+The simulator calls `Attack.send`, which applies the schedule; ``byzantine``
+itself always attacks. The schedule is declared `Plugin.added`, so runs made
+before it keep their ids.
 """
 from __future__ import annotations
 
@@ -24,7 +36,7 @@ from experiments.plugin import Plugin
 from experiments.registry import Registry
 from experiments.tools import UserException
 
-__all__ = ["AttackContext", "Attack", "GradientAttack", "DataAttack", "REGISTRY", "register"]
+__all__ = ["AttackContext", "Attack", "GradientAttack", "DataAttack", "REGISTRY", "SCHEDULE", "register"]
 
 REGISTRY: Registry[type["Attack"]] = Registry("attack", packages=("attacks",))
 register = REGISTRY.register
@@ -60,15 +72,20 @@ class AttackContext:
         server_lr: the step size the server applies to the aggregate this step
             (the scheduled lr, or a federated server's own lr), for attacks that
             scale their vectors to move the model by a chosen amount.
+        federated: whether this step is a federated round: the vectors are local
+            updates w_K - w, which the server adds times its own lr ``server_lr``;
+            otherwise they are gradients, which the server subtracts times the lr a
+            worker's own step would take.
     """
 
     def __init__(self, nb_workers: int, decl_f: int, aggregator: object | None, generator: torch.Generator | None,
                  own_gradients: torch.Tensor | None = None, num_classes: int | None = None,
                  vectors: Callable[[Poison | None, bool], torch.Tensor] | None = None, step: int = 0,
-                 previous_aggregate: torch.Tensor | None = None, server_lr: float | None = None) -> None:
+                 previous_aggregate: torch.Tensor | None = None, server_lr: float | None = None,
+                 federated: bool = False) -> None:
         self.nb_workers, self.decl_f, self.aggregator, self.generator = nb_workers, decl_f, aggregator, generator
         self.num_classes, self.step = num_classes, step
-        self.previous_aggregate, self.server_lr = previous_aggregate, server_lr
+        self.previous_aggregate, self.server_lr, self.federated = previous_aggregate, server_lr, federated
         self._own, self._vectors = own_gradients, vectors
 
     def vectors(self, poison: Poison | None = None, momentum: bool = True) -> torch.Tensor:
@@ -93,11 +110,60 @@ class AttackContext:
         return self.own()
 
 
+SCHEDULE = ("begin", "end", "every")  # the schedule parameters every attack takes (see the module docstring)
+
+
 class Attack(Plugin):
-    """Base of every attack: parameters, state (none by default), and `byzantine`."""
+    """Base of every attack: parameters, its schedule, state (none by default), and `byzantine`."""
 
     name: ClassVar[str] = ""
     family: ClassVar[str] = "attack"
+    added: ClassVar[tuple[str, ...]] = SCHEDULE  # runs made before schedules keep their ids
+    begin: int = 0
+    end: int | None = None
+    every: int = 1
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """A subclass's own `added` parameters join its bases' (the schedule's first)."""
+        super().__init_subclass__(**kwargs)
+        cls.added = tuple(dict.fromkeys(key for klass in reversed(cls.__mro__)
+                                        for key in klass.__dict__.get("added", ())))
+
+    def __init__(self, **params: object) -> None:
+        super().__init__(**params)
+        scheduled = set(SCHEDULE) & set(self.parameters())  # `none` has no schedule
+        if scheduled:
+            self.need(self.begin >= 0, "begin >= 0")
+            self.need(self.end is None or self.end > self.begin, "end > begin (end is exclusive)")
+            self.need(self.every >= 1, "every >= 1")
+
+    @classmethod
+    def parameters(cls) -> dict[str, object]:
+        """The attack's own parameters, then its schedule's."""
+        found = super().parameters()
+        return {**{k: v for k, v in found.items() if k not in SCHEDULE},
+                **{k: found[k] for k in SCHEDULE if k in found}}
+
+    def attacks_at(self, step: int) -> bool:
+        """Whether the schedule attacks at ``step`` (counted from 0)."""
+        return (self.begin <= step and (self.end is None or step < self.end)
+                and (step - self.begin) % self.every == 0)
+
+    def last_attacked(self, steps: int) -> int | None:
+        """The last step before ``steps`` at which the schedule attacks (None: it never does)."""
+        stop = steps if self.end is None else min(steps, self.end)
+        if self.begin >= stop:
+            return None
+        return self.begin + (stop - 1 - self.begin) // self.every * self.every
+
+    def send(self, honest: torch.Tensor, f: int, ctx: AttackContext) -> torch.Tensor:
+        """What the ``f`` Byzantine workers send at step ``ctx.step``: `byzantine` where the schedule attacks,
+        their honest vectors on their own batches (``ctx.own()``) elsewhere."""
+        if self.attacks_at(ctx.step):
+            return self.byzantine(honest, f, ctx)
+        if f == 0:
+            return honest.new_empty((0, honest.shape[1]))
+        return ctx.own()
 
     def byzantine(self, honest: torch.Tensor, f: int, ctx: AttackContext) -> torch.Tensor:
         """The ``[f, d]`` Byzantine vectors of one step."""

@@ -18,6 +18,9 @@ class NoAttack(DataAttack):
     """No attack: the Byzantine workers send honest gradients of their own batches."""
 
     momentum: ClassVar[bool] = True  # honest behaviour, momentum included: not a parameter of `none`
+    begin: ClassVar[int] = 0  # nor is a schedule: it behaves honestly at every step anyway
+    end: ClassVar[int | None] = None
+    every: ClassVar[int] = 1
 
     def poison(self, inputs: torch.Tensor, targets: torch.Tensor,
                num_classes: int | None) -> tuple[torch.Tensor, torch.Tensor]:

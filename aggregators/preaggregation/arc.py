@@ -17,6 +17,8 @@ from aggregators.preaggregation.clip import clip_to
 class AdaptiveRobustClipping(PreAggregation):
     """Clip the floor(2(f/n)(n-f)) largest vectors to the next largest norm (Allouah et al. 2024)."""
 
+    keeps_rows = True  # each row rescaled in place: the senders stay known
+
     def transform(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         n = gradients.shape[0]
         norms = squared_distances_to(gradients).sqrt()

@@ -17,6 +17,7 @@ from aggregators.distances import squared_distances_to
 class Clip(PreAggregation):
     """Scale every vector to Euclidean norm at most tau (static clipping)."""
 
+    keeps_rows = True  # each row rescaled in place: the senders stay known
     tau: float = 1.0
 
     def validate(self) -> None:

@@ -10,29 +10,16 @@ import math
 
 import torch
 
-from aggregators.base import Rule, register
+from aggregators.base import register
 from aggregators.distances import squared_distances, weighted_mean
+from aggregators.subsets import SubsetSearch
 
 _CHUNK_ELEMENTS = 1 << 22  # subsets x n x n booleans per chunk
 
 
 @register("mda")
-class MinimumDiameterAveraging(Rule):
+class MinimumDiameterAveraging(SubsetSearch):
     """Mean of the n-f vectors with the smallest diameter, by exact enumeration (El Mhamdi et al. 2018)."""
-
-    max_subsets: int = 2_000_000
-
-    def validate(self) -> None:
-        self.need(self.max_subsets >= 1, "max_subsets >= 1")
-
-    def requirement(self, n: int, f: int) -> str | None:
-        if n < 2 * f + 1:
-            return "n >= 2f + 1"
-        count = math.comb(n, f)
-        if count > self.max_subsets:
-            return (f"C(n, f) <= max_subsets = {self.max_subsets} for its exact search "
-                    f"(C({n}, {f}) = {count}; lower f or raise max_subsets)")
-        return None
 
     def aggregate(self, gradients: torch.Tensor, f: int) -> torch.Tensor:
         n = gradients.shape[0]

@@ -16,7 +16,7 @@ from simulator.core.heterogeneity import partition
 from simulator.core.sampler import WorkerSampler
 from simulator.core.seeding import derive_seed, generator
 
-__all__ = ["training_set", "samplers", "build_model", "build_engine"]
+__all__ = ["training_set", "root_set", "samplers", "root_sampler", "build_model", "build_engine"]
 
 Pair = tuple[torch.Tensor, torch.Tensor]
 
@@ -24,7 +24,8 @@ Pair = tuple[torch.Tensor, torch.Tensor]
 def training_set(c: Config, device: torch.device) -> tuple[Pair, list[torch.Tensor], Pair | None]:
     """The training set on ``device``, its partition among the honest workers, and the validation set (or None).
 
-    The validation set is held out before the split among workers, the same for every lr of a seed.
+    The validation set is held out before the split among workers, the same for every lr of a seed; the server's
+    root set (`root_set`), when the rule holds one, is left out of the split.
     """
     train_x, train_y = datasets.load_tensors(c.dataset_name, True, c.data_root,
                                              normalise=c.parts["dataset"].normalise)
@@ -37,8 +38,31 @@ def training_set(c: Config, device: torch.device) -> tuple[Pair, list[torch.Tens
                                 f"the {len(train_y)} training samples.")
         validation = (train_x[held].to(device), train_y[held].to(device))
         train_x, train_y = train_x[kept], train_y[kept]
-    parts = partition(train_y, c.nb_honest, c.parts["heterogeneity"], generator(c.seed, "partition"))
+    root = root_set(c, len(train_y))
+    if root is None:
+        parts = partition(train_y, c.nb_honest, c.parts["heterogeneity"], generator(c.seed, "partition"))
+    else:  # the workers split what the server does not hold; their indices still point into the whole set
+        kept = torch.ones(len(train_y), dtype=torch.bool)
+        kept[root] = False
+        kept = kept.nonzero().flatten()
+        parts = [kept[part] for part in partition(train_y[kept], c.nb_honest, c.parts["heterogeneity"],
+                                                  generator(c.seed, "partition"))]
     return (train_x.to(device), train_y.to(device)), parts, validation
+
+
+def root_set(c: Config, size: int) -> torch.Tensor | None:
+    """The sorted indices, among ``size`` training samples, of the server's root set (FLTrust's clean data), or None.
+
+    Its size is the rule's (`Rule.root_set_size`); it is drawn uniformly from the run's "root" stream, after the
+    validation split, and the honest workers never see it.
+    """
+    wanted = c.parts["aggregator"].root_set_size()
+    if not wanted:
+        return None
+    if wanted >= size:
+        raise UserException(f"{c.aggregator} holds out a root set of {wanted} training samples for the server, "
+                            f"but the training set has only {size}: leave some to the workers.")
+    return torch.randperm(size, generator=generator(c.seed, "root"))[:wanted].sort().values
 
 
 def samplers(c: Config, train: Pair, parts: list[torch.Tensor], honest: range | None = None,
@@ -51,18 +75,25 @@ def samplers(c: Config, train: Pair, parts: list[torch.Tensor], honest: range | 
     """
     honest = range(len(parts)) if honest is None else honest
     byzantine = range(c.real_byz) if byzantine is None else byzantine
-
-    def sampler(streams: tuple[str, str], own: list[torch.Tensor], workers: range, total: int) -> WorkerSampler:
-        seed = derive_seed(c.seed, streams[0])
-        if not c.parts["dataset"].flip:
-            return WorkerSampler(*train, own, c.batch_size, seed, first=workers.start)
-        return FlippingSampler(*train, own, c.batch_size, seed, first=workers.start,
-                               flips=generator(c.seed, streams[1]), total=total)
-
     everything = [torch.arange(len(train[1]))] * len(byzantine)
-    return (sampler(("sampler", "flip"), parts[honest.start:honest.stop], honest, len(parts)),
-            sampler(("byzantine sampler", "byzantine flip"), everything, byzantine, c.real_byz)
+    return (_sampler(c, train, ("sampler", "flip"), parts[honest.start:honest.stop], honest, len(parts)),
+            _sampler(c, train, ("byzantine sampler", "byzantine flip"), everything, byzantine, c.real_byz)
             if everything else None)
+
+
+def root_sampler(c: Config, train: Pair, root: torch.Tensor) -> WorkerSampler:
+    """The server's batches from its root set, drawn as a worker draws from its partition, from streams of its own."""
+    return _sampler(c, train, ("root sampler", "root flip"), [root], range(1), 1)
+
+
+def _sampler(c: Config, train: Pair, streams: tuple[str, str], own: list[torch.Tensor], workers: range,
+             total: int) -> WorkerSampler:
+    """A sampler of ``workers`` over their index sets ``own``, seeded from the streams (batches, flips) named."""
+    seed = derive_seed(c.seed, streams[0])
+    if not c.parts["dataset"].flip:
+        return WorkerSampler(*train, own, c.batch_size, seed, first=workers.start)
+    return FlippingSampler(*train, own, c.batch_size, seed, first=workers.start,
+                           flips=generator(c.seed, streams[1]), total=total)
 
 
 def build_model(c: Config, device: torch.device) -> Model:

@@ -39,11 +39,19 @@ class Selection:
     honest: torch.Tensor     # int64 indices of the honest workers (clients) taking part
     byzantine: torch.Tensor  # int64 indices of the Byzantine ones
     told_f: int
+    nb_honest: int           # honest workers (clients) of the run: the Byzantine ones' identities follow theirs
 
     @property
     def f(self) -> int:
         """How many Byzantine vectors this step has."""
         return len(self.byzantine)
+
+    @property
+    def clients(self) -> torch.Tensor:
+        """int64 [n]: the identity of the sender of each vector the rule combines, in its rows' order (honest
+        first): an honest worker (client) is its index, a Byzantine one nb_honest + its index. Without a pool,
+        0..n-1; stable across rounds, so a rule may keep state per client (FoolsGold)."""
+        return torch.cat([self.honest, self.byzantine + self.nb_honest])
 
 
 class Everyone:
@@ -51,7 +59,7 @@ class Everyone:
 
     def __init__(self, config: Config) -> None:
         self._selection = Selection(torch.arange(config.nb_honest), torch.arange(config.real_byz),
-                                    config.nb_decl_byz)
+                                    config.nb_decl_byz, config.nb_honest)
 
     def select(self) -> Selection:
         return self._selection
@@ -74,7 +82,7 @@ class ClientPool:
     def select(self) -> Selection:
         chosen = torch.randperm(self.honest + self.byzantine, generator=self.generator)[:self.per_round].sort().values
         honest, byzantine = chosen[chosen < self.honest], chosen[chosen >= self.honest] - self.honest
-        return Selection(honest, byzantine, len(byzantine) if self.known_f else self.declared)
+        return Selection(honest, byzantine, len(byzantine) if self.known_f else self.declared, self.honest)
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}

@@ -15,6 +15,7 @@ metrics and evaluation row as it is made, and the summary at the end.
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 import signal
 import threading
@@ -33,10 +34,12 @@ from simulator.core.provenance import machine, versions
 from simulator.core.simulation import Simulation
 from simulator.core.store import CONFIG, EVALS, METRICS, SUMMARY, RunFolder, RunResult, finished, load_result
 
+BACKDOOR_COLUMNS = ("asr", "robust_accuracy")  # evaluations.csv's extra columns under a targeted attack
+
 
 def _save(store: RunFolder, sim: Simulation, elapsed: float) -> None:
     store.write_csv(METRICS, FEDERATED_COLUMNS if sim.config.federated else METRIC_COLUMNS, sim.metrics)
-    store.write_csv(EVALS, EVAL_COLUMNS, sim.evaluations)
+    store.write_csv(EVALS, (*EVAL_COLUMNS, *BACKDOOR_COLUMNS) if sim.targeted else EVAL_COLUMNS, sim.evaluations)
     store.save_checkpoint({**sim.state_dict(), "elapsed": elapsed})
 
 
@@ -53,6 +56,7 @@ def _summary(sim: Simulation, elapsed: float) -> dict:
             "best_val_accuracy": max(e["val_accuracy"] for e in sim.evaluations)} if sim.validation is not None else {}),
         # stopped at step `steps`; what its evaluations would have been from there on, had it run on
         **({"diverged": True, "broken_evaluation": sim.broken_evaluation()} if sim.t < sim.config.steps else {}),
+        **_backdoor(sim),
         "wall_time": elapsed,
         "engine": sim.workers.name,
         "data": sim.data,
@@ -60,6 +64,23 @@ def _summary(sim: Simulation, elapsed: float) -> dict:
         "machine": machine(),
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def _backdoor(sim: Simulation) -> dict:
+    """A targeted attack's backdoor in the summary (nothing for other attacks): its ASR at the last evaluation and
+    its highest, the robust accuracy at the last; and, when its schedule ends (``end``) before the run does,
+    its last attacked step and the ASR at each evaluation after it, keyed by the steps taken since (0: right
+    after it): how long the backdoor lasts."""
+    if not sim.targeted:
+        return {}
+    asr = [e["asr"] for e in sim.evaluations]
+    out = {"final_asr": asr[-1], "best_asr": max((a for a in asr if not math.isnan(a)), default=math.nan),
+           "final_robust_accuracy": sim.evaluations[-1]["robust_accuracy"]}
+    last = sim.attack.last_attacked(sim.config.steps)
+    if sim.attack.end is not None and sim.attack.end < sim.config.steps and last is not None and last < sim.t - 1:
+        out["last_attacked_step"] = last
+        out["asr_after_attack"] = {str(e["step"] - last - 1): e["asr"] for e in sim.evaluations if e["step"] > last}
+    return out
 
 
 @contextlib.contextmanager

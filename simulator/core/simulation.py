@@ -18,7 +18,9 @@ from typing import Any
 
 import torch
 
+from aggregators.base import RoundInfo
 from attacks.base import AttackContext, Poison
+from attacks.targeted import DataView, TargetedAttack
 from experiments import Criterion, datasets
 from experiments.datasets import flip_mask, hflip
 from experiments.loss import LOSSES
@@ -29,6 +31,7 @@ from simulator.core.distributed import Connection, RemoteWorkers
 from simulator.core.federated import Selection, participants
 from simulator.core.metrics import data_summary, step_metrics
 from simulator.core.optim import Momentum
+from simulator.core.rounds import Rounds
 from simulator.core.seeding import generator
 from simulator.core.workers import LocalSteps, LocalWorkers
 
@@ -74,12 +77,26 @@ class Simulation:
         params = self.model.get()
         self.momentum = Momentum(c, params.numel(), self.device, params.dtype)
         self.server = c.parts["server_opt"].start(self.momentum, params.numel(), self.device, params.dtype)
+        self.rounds = Rounds(c, self.aggregator, self.engine, (train_x, train_y), self.num_classes,
+                             self._worker_vectors)  # what the rule is told each step besides the vectors
         self.participants = participants(c, generator(c.seed, "clients"))
         self.t = 0
         self.previous_aggregate: torch.Tensor | None = None  # the rule's output at the last step, for attacks
         self.metrics: list[dict] = []
         self.evaluations: list[dict] = []
+        self._prepare_attack((train_x, train_y))
         self._probe()
+
+    def _prepare_attack(self, train: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Tell a targeted attack the run's data (a trigger outside the image, a class out of range are refused
+        here) and keep the examples its backdoor is tested on (None: the test set)."""
+        c = self.config
+        self.targeted = isinstance(self.attack, TargetedAttack)
+        self.backdoor_examples = None
+        if self.targeted:
+            stats = datasets.REGISTRY.get(c.dataset_name).stats() if c.parts["dataset"].normalise else None
+            self.attack.prepare(DataView.of(self.test[0], self.num_classes, stats, train=train, test=self.test))
+            self.backdoor_examples = self.attack.backdoor_set(self.test)
 
     def _probe(self) -> None:
         """Raise the user errors that would otherwise surface at the first step, before anything is written.
@@ -90,6 +107,13 @@ class Simulation:
         aggregator's side-effect-free `trial`. No run state is touched.
         """
         c = self.config
+        if self.attack.last_attacked(c.steps) is None:
+            raise UserException(f"Attack {self.attack.spec!r} never attacks within the run's {c.steps} steps "
+                                f"(its schedule begins at step {self.attack.begin}, counted from 0).")
+        execution = c.parts["execution"]
+        if self.targeted and not self.attack.on_ranks and getattr(execution, "byzantine", None) == "ranks":
+            raise UserException(f"Attack {self.attack.name!r} poisons with the run's data on the server: run it "
+                                f"with --execution \"torchrun(byzantine=server)\", not byzantine=ranks.")
         with torch.no_grad():
             try:
                 self.criterion(self.model.run(self.test[0][:2]), self.test[1][:2])
@@ -109,7 +133,11 @@ class Simulation:
             context = AttackContext(nb_workers=n, decl_f=c.nb_decl_byz, aggregator=self.aggregator,
                                     generator=torch.Generator(), num_classes=self.num_classes, vectors=stand_in)
             state = copy.deepcopy(self.attack.state_dict())  # stateful attacks (mimic) must not see the probe
-            self.attack.byzantine(torch.zeros(max(n - f, 1), 2), f, context)
+            self.aggregator.inform(RoundInfo.stand_in(max(n - f, 1) + f, 2))  # a round for the stand-in vectors
+            try:
+                self.attack.byzantine(torch.zeros(max(n - f, 1), 2), f, context)
+            finally:
+                self.aggregator.inform(RoundInfo())
             self.attack.load_state_dict(state)
 
     # ------------------------------------------------------------------ step
@@ -173,7 +201,7 @@ class Simulation:
                              generator=self.attack_generator, num_classes=self.num_classes,
                              vectors=vectors if chosen.f else None, step=self.t,
                              previous_aggregate=self.previous_aggregate,
-                             server_lr=lr if local is None else c.parts["server_opt"].lr)
+                             server_lr=lr if local is None else c.parts["server_opt"].lr, federated=local is not None)
 
     def step(self) -> dict:
         """One training step (a federated round: see `simulator.core.federated`); returns its metrics row."""
@@ -187,7 +215,8 @@ class Simulation:
                                                                              local, at),
                                               rows, c.nb_honest if not pooled else len(chosen.honest), lr)
         honest = self._worker_vectors(vectors, rows)
-        byzantine = self.attack.byzantine(honest, chosen.f, self._attack_context(chosen, local, lr))
+        self.aggregator.inform(self.rounds.info(self.t, chosen, local, lr, self.model.get()))  # before the attack
+        byzantine = self.attack.send(honest, chosen.f, self._attack_context(chosen, local, lr))  # on its schedule
         aggregate = self.aggregator(torch.cat([honest, byzantine]), chosen.told_f)
         self.momentum.keep(aggregate)
         self.previous_aggregate = aggregate
@@ -229,18 +258,47 @@ class Simulation:
         """Accuracy and mean loss on the whole test set (and the validation set, if any), in eval mode.
 
         With ``dataset(flip=true)`` each image of each set is flipped with probability 1/2, drawn anew at each
-        evaluation (the test set first, then the validation set).
+        evaluation (the test set first, then the validation set). Under a targeted attack the row also holds
+        the backdoor's ``asr`` and ``robust_accuracy`` (`_backdoor`).
         """
         row = {"step": self.t}
         sets = {"": self.test, "val_": self.validation} if self.validation is not None else {"": self.test}
+        masks = {}
         for prefix, (inputs, labels) in sets.items():
-            flips = None if self.evaluation_flips is None else \
+            masks[prefix] = flips = None if self.evaluation_flips is None else \
                 flip_mask((len(labels),), self.evaluation_flips).to(self.device)
             correct, loss = self._score(inputs, labels, flips)
             row[f"{prefix}accuracy"] = correct
             row["val_loss" if prefix else "test_loss"] = loss
+        if self.targeted:
+            row.update(self._backdoor(masks[""]))
         self.evaluations.append(row)
         return row
+
+    def _backdoor(self, test_flips: torch.Tensor | None) -> dict[str, float]:
+        """The targeted attack's backdoor at this point: over the triggered inputs of the non-target examples
+        (`TargetedAttack.backdoor`), ``asr`` the share classified (top-1) as the target, ``robust_accuracy`` the
+        share that keep their true label; batched by test_batch_size.
+
+        Its examples are the test set, mirrored as the clean evaluation's were (then stamped, as the
+        workers' samples are), or the attack's own set, mirrored by draws of its own after the others'.
+        """
+        own = self.backdoor_examples
+        inputs, labels = self.test if own is None else own
+        flips = test_flips if own is None or self.evaluation_flips is None else \
+            flip_mask((len(labels),), self.evaluation_flips).to(self.device)
+        hits = torch.zeros(2, dtype=torch.int64, device=self.device)  # classified as the target; kept their label
+        count, size = 0, self.config.test_batch_size
+        masks = flips.split(size) if flips is not None else [None] * len(labels.split(size))
+        for x, y, mask in zip(inputs.split(size), labels.split(size), masks):
+            triggered, truth = self.attack.backdoor(x if mask is None else hflip(x, mask), y)
+            if len(truth):
+                predicted = self.model.run(triggered).argmax(dim=1)
+                hits += torch.stack([(predicted == self.attack.target).sum(), (predicted == truth).sum()])
+                count += len(truth)
+        asr, kept = hits.tolist()  # one transfer from the device
+        return {"asr": asr / count, "robust_accuracy": kept / count} if count else \
+            {"asr": math.nan, "robust_accuracy": math.nan}
 
     def _score(self, inputs: torch.Tensor, labels: torch.Tensor,
                flips: torch.Tensor | None = None) -> tuple[float, float]:
@@ -265,6 +323,7 @@ class Simulation:
             "momentum": self.momentum.state_dict(),
             **self.workers.state_dict(),  # engine_name, engine, sampler, byzantine_sampler
             "aggregator": self.aggregator.state_dict(),
+            "rounds": self.rounds.state_dict(),
             "attack": self.attack.state_dict(),
             "attack_generator": self.attack_generator.get_state(),
             **({"evaluation_flips": self.evaluation_flips.get_state()} if self.evaluation_flips is not None else {}),
@@ -284,6 +343,7 @@ class Simulation:
         self.momentum.load_state_dict(state["momentum"])
         self.workers.load_state_dict(state)
         self.aggregator.load_state_dict(state["aggregator"])
+        self.rounds.load_state_dict(state.get("rounds", {}))  # absent from checkpoints before rules were told rounds
         self.attack.load_state_dict(state["attack"])
         self.attack_generator.set_state(state["attack_generator"])
         if self.evaluation_flips is not None:

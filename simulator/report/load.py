@@ -55,6 +55,9 @@ class Run:
     metric_steps: np.ndarray  # [m], empty unless metrics were read
     distance_ratio: np.ndarray  # [m] aggregate_distance / honest_norm
     diverged_at: int | None  # the first evaluation step with a non-finite test loss
+    asr: np.ndarray | None = None  # [e] a targeted attack's attack success rate; None under other attacks
+    robust_accuracy: np.ndarray | None = None  # [e] the share of its triggered inputs that keep their label
+    asr_after: dict[int, float] | None = None  # ASR k steps after the attack's last step, when it stopped early
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,9 @@ class Group:
     val_accuracy: np.ndarray | None
     metric_steps: np.ndarray
     distance_ratio: np.ndarray
+    asr: np.ndarray | None = None  # [seeds, evaluations] under a targeted attack, else None
+    robust_accuracy: np.ndarray | None = None
+    asr_after: dict[int, np.ndarray] | None = None  # k steps after the attack's last step -> [seeds] ASR
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,9 @@ def read_run(folder: Path, *, metrics: bool = False) -> Run:
     if result.summary.get("diverged"):
         evaluations, rows = _carried_on(evaluations, rows, data, result.summary.get("broken_evaluation"))
     val = [row["val_accuracy"] for row in evaluations]
+    backdoor = {key: np.array([row[key] for row in evaluations], dtype=float)
+                for key in ("asr", "robust_accuracy") if all(row.get(key) is not None for row in evaluations)}
+    after = result.summary.get("asr_after_attack")
     steps = np.array([row["step"] for row in evaluations], dtype=int)
     nonfinite = np.flatnonzero(~np.isfinite(np.array([row["test_loss"] for row in evaluations], dtype=float)))
     ratio = np.array([row["aggregate_distance"] for row in rows], dtype=float)
@@ -159,7 +168,8 @@ def read_run(folder: Path, *, metrics: bool = False) -> Run:
                accuracy=np.array([row["accuracy"] for row in evaluations], dtype=float),
                val_accuracy=None if None in val or not val else np.array(val, dtype=float),
                metric_steps=np.array([row["step"] for row in rows], dtype=int), distance_ratio=ratio,
-               diverged_at=int(steps[nonfinite[0]]) if nonfinite.size else None)
+               diverged_at=int(steps[nonfinite[0]]) if nonfinite.size else None, **backdoor,
+               asr_after=None if after is None else {int(k): float(v) for k, v in after.items()})
 
 
 def _carried_on(evaluations: list[dict], rows: list[dict], config: dict,
@@ -200,7 +210,20 @@ def _group(runs: list[Run], setting_fields: tuple[str, ...], names: dict[str, di
     return Group(aggregator=names["aggregator"][identity["aggregator"]], attack=names["attack"][identity["attack"]],
                  setting=tuple((k, freeze(identity.get(k))) for k in setting_fields), identity=identity,
                  seeds=tuple(r.identity["seed"] for r in runs), steps=steps, accuracy=accuracy, val_accuracy=val,
-                 metric_steps=metric_steps, distance_ratio=ratio)
+                 metric_steps=metric_steps, distance_ratio=ratio, **_backdoor(runs))
+
+
+def _backdoor(runs: list[Run]) -> dict[str, Any]:
+    """A targeted attack's curves over the seeds (on the steps every run has) and its ASR k steps after its last
+    attacked step (the k every run has); nothing unless every run measured them."""
+    if any(r.asr is None or r.robust_accuracy is None for r in runs):
+        return {}
+    _, asr, robust = _common(runs, "steps", "asr", "robust_accuracy")
+    out: dict[str, Any] = {"asr": asr, "robust_accuracy": robust}
+    if all(r.asr_after for r in runs):
+        common = sorted(set.intersection(*(set(r.asr_after) for r in runs)))
+        out["asr_after"] = {k: np.array([r.asr_after[k] for r in runs]) for k in common} or None
+    return out
 
 
 def group_runs(runs: list[Run], root: Path, unfinished: int = 0, order: Ranks | None = None) -> Design:

@@ -13,7 +13,13 @@ can run outside it:
 
 The worst case of a rule is its lowest mean over the attacks, the attack-free
 reference ``none`` excluded (unless it is the only attack run); the best rule
-of a setting is the one whose worst case is highest. A setting's attack-free
+of a setting is the one whose worst case is highest.
+
+Under a targeted (backdoor) attack a group also has its attack success rate
+and robust accuracy, summarised the same three ways (``best``: the highest
+over the evaluations). Lower is better for the ASR: its worst case over the
+targeted attacks is the highest ASR, and the best rule the one whose worst
+case is lowest (`worst_cases` with ``quantity="asr"``). A setting's attack-free
 accuracy comes from its own ``none`` runs or, where a grid runs the reference
 apart (the n - f honest workers alone, or n workers none of them Byzantine),
 from the setting that differs from it only by the worker counts.
@@ -23,7 +29,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.stats import t as student_t
@@ -31,13 +37,14 @@ from scipy.stats import t as student_t
 from simulator.report.load import ATTACK_FREE, Design, Group, Setting, attack_key
 from simulator.report.order import BY_NAME, Order
 
-__all__ = ["COUNT_FIELDS", "LAST", "METRICS", "RANGE", "Summary", "WorstCase", "best_rules", "interval", "mean_ci",
-           "per_seed", "references", "summarise", "threat", "worst", "worst_cases"]
+__all__ = ["COUNT_FIELDS", "LAST", "METRICS", "QUANTITIES", "RANGE", "Summary", "WorstCase", "best_rules", "interval",
+           "mean_ci", "per_seed", "references", "summarise", "threat", "worst", "worst_cases"]
 
 METRICS = ("final", "best", "last5")
 RANGE = (0.0, 1.0)  # every metric is an accuracy
 LAST = 5
 COUNT_FIELDS = ("nb_workers", "nb_real_byz", "nb_decl_byz")  # the worker counts an attack-free reference may change
+QUANTITIES = ("accuracy", "asr", "robust_accuracy")  # what a summary holds; only the ASR is better when lower
 
 
 def per_seed(accuracy: np.ndarray) -> dict[str, np.ndarray]:
@@ -68,6 +75,8 @@ class Summary:
     group: Group
     mean: dict[str, float]
     ci: dict[str, float]
+    # a targeted attack's ASR and robust accuracy: quantity -> (mean, half-width) per metric; empty otherwise
+    backdoor: dict[str, tuple[dict[str, float], dict[str, float]]] = field(default_factory=dict)
 
     @property
     def seeds(self) -> int:
@@ -77,12 +86,21 @@ class Summary:
         """The 95% interval of ``metric``, clipped to [0, 1] (`interval`)."""
         return interval(self.mean[metric], self.ci[metric])
 
+    def of(self, quantity: str) -> tuple[dict[str, float], dict[str, float]] | None:
+        """(mean, half-width) per metric of ``quantity`` (`QUANTITIES`); None where the group did not measure it."""
+        return (self.mean, self.ci) if quantity == "accuracy" else self.backdoor.get(quantity)
+
+
+def _stats(curves: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean and half-width over seeds of each metric of a [seeds, evaluations] curve."""
+    stats = {name: mean_ci(values) for name, values in per_seed(curves).items()}
+    return {k: float(m) for k, (m, _) in stats.items()}, {k: float(h) for k, (_, h) in stats.items()}
+
 
 def summarise(design: Design) -> list[Summary]:
     """One summary per group, in the design's order."""
-    stats = [(g, {name: mean_ci(values) for name, values in per_seed(g.accuracy).items()}) for g in design.groups]
-    return [Summary(g, {k: float(m) for k, (m, _) in s.items()}, {k: float(h) for k, (_, h) in s.items()})
-            for g, s in stats]
+    return [Summary(g, *_stats(g.accuracy), {quantity: _stats(getattr(g, quantity)) for quantity in QUANTITIES[1:]
+                                              if getattr(g, quantity) is not None}) for g in design.groups]
 
 
 def threat(attacks: Iterable[str]) -> list[str]:
@@ -91,11 +109,13 @@ def threat(attacks: Iterable[str]) -> list[str]:
     return [a for a in attacks if a != ATTACK_FREE] or attacks
 
 
-def worst(values: Mapping[str, float]) -> tuple[float, str]:
-    """Lowest value over the threat attacks and the attack reaching it (first in attack order on ties)."""
-    candidates = [(values[a], attack_key(a), a) for a in threat(values) if not math.isnan(values[a])]
+def worst(values: Mapping[str, float], *, highest: bool = False) -> tuple[float, str]:
+    """Lowest value over the threat attacks and the attack reaching it (first in attack order on ties); with
+    ``highest``, the highest value (an attack success rate's worst case)."""
+    sign = -1.0 if highest else 1.0
+    candidates = [(sign * values[a], attack_key(a), a) for a in threat(values) if not math.isnan(values[a])]
     value, _, attack = min(candidates, default=(math.nan, None, ""))
-    return value, attack
+    return sign * value, attack
 
 
 @dataclass(frozen=True)
@@ -108,10 +128,15 @@ class WorstCase:
     attack: str
     attack_free: float  # NaN when the attack-free run is missing
     reference: Setting | None = None  # the setting whose `none` runs gave attack_free, when not this one
+    quantity: str = "accuracy"  # or "asr": the highest ASR over the targeted attacks, lower is better
 
     @property
     def drop(self) -> float:
         return self.attack_free - self.value
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.quantity == "asr"
 
 
 def references(summaries: Sequence[Summary]) -> dict[Setting, Setting]:
@@ -142,26 +167,34 @@ def references(summaries: Sequence[Summary]) -> dict[Setting, Setting]:
     return out
 
 
-def worst_cases(summaries: Sequence[Summary], metric: str, order: Order = BY_NAME) -> list[WorstCase]:
-    """For each aggregator and setting (in ``order``), the worst case of ``metric``'s mean over the attacks."""
+def worst_cases(summaries: Sequence[Summary], metric: str, order: Order = BY_NAME,
+                quantity: str = "accuracy") -> list[WorstCase]:
+    """For each aggregator and setting (in ``order``), the worst case of ``metric``'s mean over the attacks.
+
+    ``quantity="asr"``: over the targeted attacks (the groups that measured an ASR), the highest ASR; its
+    attack-free value is NaN (no backdoor to test without an attack).
+    """
     table: dict[tuple[Setting, str], dict[str, float]] = defaultdict(dict)
     for s in summaries:
-        table[s.group.setting, s.group.aggregator][s.group.attack] = s.mean[metric]
-    refs = references(summaries)
+        if s.of(quantity) is not None:
+            table[s.group.setting, s.group.aggregator][s.group.attack] = s.of(quantity)[0][metric]
+    refs = references(summaries) if quantity == "accuracy" else {}
     out = []
     for (setting, aggregator), values in table.items():
-        value, attack = worst(values)
+        value, attack = worst(values, highest=quantity == "asr")
         ref = refs.get(setting)
         free = math.nan if ref is None else table.get((ref, aggregator), {}).get(ATTACK_FREE, math.nan)
-        out.append(WorstCase(aggregator, setting, value, attack, free, None if ref in (None, setting) else ref))
+        out.append(WorstCase(aggregator, setting, value, attack, free, None if ref in (None, setting) else ref,
+                             quantity))
     return sorted(out, key=lambda w: (order.setting(w.setting), order.aggregator(w.aggregator)))
 
 
 def best_rules(cases: Sequence[WorstCase], order: Order = BY_NAME) -> dict[Setting, list[WorstCase]]:
-    """Per setting (in ``order``), the rule(s) whose worst case is highest (several on a tie)."""
+    """Per setting (in ``order``), the rule(s) whose worst case is highest (several on a tie); lowest for an ASR."""
     by_setting: dict[Setting, list[WorstCase]] = defaultdict(list)
     for w in cases:
         if not math.isnan(w.value):
             by_setting[w.setting].append(w)
-    return {s: [w for w in ws if w.value == max(x.value for x in ws)]
+    best = lambda ws: min(x.value for x in ws) if ws[0].lower_is_better else max(x.value for x in ws)  # noqa: E731
+    return {s: [w for w in ws if w.value == best(ws)]
             for s, ws in sorted(by_setting.items(), key=lambda item: order.setting(item[0]))}

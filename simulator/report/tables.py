@@ -5,6 +5,9 @@ interval of a single seed, a missing attack-free run) is an empty cell.
 ``*_ci`` is the Student-t half-width as computed; ``*_low`` and ``*_high``
 are the interval's ends clipped to [0, 1], the range of an accuracy.
 Setting fields are columns named as in the run identity (``nb_real_byz``...).
+Where targeted attacks were run, table.csv also has ``asr_*`` and
+``robust_accuracy_*`` columns (empty for the other attacks), and
+worst_asr.csv the highest ASR per rule over the targeted attacks.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from collections.abc import Sequence
 from simulator.report.order import BY_NAME, Order
 from simulator.report.naming import describe
 from simulator.report.selection import Choice
-from simulator.report.stats import METRICS, Summary, WorstCase, best_rules
+from simulator.report.stats import METRICS, QUANTITIES, Summary, WorstCase, best_rules, interval
 
 __all__ = ["selection_rows", "summary_rows", "worst_case_rows"]
 
@@ -24,16 +27,29 @@ def _num(value: float) -> float | str:
 
 
 def summary_rows(summaries: Sequence[Summary], fields: Sequence[str]) -> tuple[list[str], list[dict]]:
-    """table.csv: one row per group, each metric's mean, 95% half-width and clipped interval over seeds."""
+    """table.csv: one row per group, each metric's mean, 95% half-width and clipped interval over seeds (and,
+    after the canonical specs, the same for the ASR and robust accuracy where a targeted attack was run)."""
     stats = [f"{m}_{part}" for m in METRICS for part in ("mean", "ci", "low", "high")]
-    columns = ["aggregator", "attack", *fields, "seeds", *stats, "aggregator_canonical", "attack_canonical"]
+    backdoor = [q for q in QUANTITIES[1:] if any(s.of(q) is not None for s in summaries)]
+    columns = ["aggregator", "attack", *fields, "seeds", *stats, "aggregator_canonical", "attack_canonical",
+               *(f"{q}_{m}_{part}" for q in backdoor for m in METRICS for part in ("mean", "ci", "low", "high"))]
     rows = [{"aggregator": s.group.aggregator, "attack": s.group.attack, **dict(s.group.setting),
              "seeds": s.seeds, **{f"{m}_mean": _num(s.mean[m]) for m in METRICS},
              **{f"{m}_ci": _num(s.ci[m]) for m in METRICS},
              **{f"{m}_{end}": _num(value) for m in METRICS for end, value in zip(("low", "high"), s.interval(m))},
              "aggregator_canonical": s.group.identity["aggregator"],
-             "attack_canonical": s.group.identity["attack"]} for s in summaries]
+             "attack_canonical": s.group.identity["attack"],
+             **{key: value for q in backdoor for key, value in _quantity(s, q).items()}} for s in summaries]
     return columns, rows
+
+
+def _quantity(summary: Summary, quantity: str) -> dict[str, float | str]:
+    """The ``quantity`` columns of one table.csv row: mean, half-width and clipped interval per metric."""
+    if summary.of(quantity) is None:
+        return {}
+    mean, ci = summary.of(quantity)
+    return {f"{quantity}_{m}_{part}": _num(value) for m in METRICS
+            for part, value in zip(("mean", "ci", "low", "high"), (mean[m], ci[m], *interval(mean[m], ci[m])))}
 
 
 def worst_case_rows(cases: Sequence[WorstCase], fields: Sequence[str], metric: str) -> tuple[list[str], list[dict]]:

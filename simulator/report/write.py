@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.tools import UserException
+from simulator.report.backdoor import section as backdoor_section
 from simulator.report.figures import FORMATS, save_figure
 from simulator.report.load import load
 from simulator.report.page import render
@@ -20,9 +21,10 @@ from simulator.report.stats import METRICS, summarise, worst_cases
 from simulator.report.tables import selection_rows, summary_rows, worst_case_rows
 from simulator.core.store import atomic_write, csv_bytes
 
-__all__ = ["FIGURES", "REPORT", "SELECTION", "TABLE", "WORST_CASE", "write_report"]
+__all__ = ["FIGURES", "REPORT", "SELECTION", "TABLE", "WORST_ASR", "WORST_CASE", "write_report"]
 
 REPORT, TABLE, WORST_CASE, SELECTION = "report.md", "table.csv", "worst_case.csv", "selection.csv"
+WORST_ASR = "worst_asr.csv"  # under targeted attacks: each rule's highest ASR over them
 FIGURES = "figures"  # sub-folder of the output holding the PNG and PDF files
 
 
@@ -57,6 +59,9 @@ def write_report(folder: str | Path, output: str | Path | None = None, *, select
     cases = worst_cases(summaries, metric, design.order)
     fields = design.setting_fields
     tables = {TABLE: summary_rows(summaries, fields), WORST_CASE: worst_case_rows(cases, fields, metric)}
+    asr_cases = worst_cases(summaries, metric, design.order, quantity="asr")
+    if asr_cases:
+        tables[WORST_ASR] = worst_case_rows(asr_cases, fields, metric)
     if choices is not None:
         tables[SELECTION] = selection_rows(choices, fields, select, design.order)
     for name, (columns, rows) in tables.items():
@@ -66,6 +71,7 @@ def write_report(folder: str | Path, output: str | Path | None = None, *, select
     for plot in plots(design, summaries, cases, metric, diagnostics=diagnostics):
         written += save_figure(plot.figure, out / FIGURES / plot.stem, formats)
         links.append((f"{FIGURES}/{plot.stem}", plot.caption))
-    page = render(design, summaries, cases, metric, figures=links, choices=choices, field=select, formats=formats)
+    page = render(design, summaries, cases, metric, figures=links, choices=choices, field=select, formats=formats,
+                  backdoor=backdoor_section(summaries, asr_cases, metric, design.order))
     atomic_write(out / REPORT, page.encode())
     return [*written, out / REPORT]

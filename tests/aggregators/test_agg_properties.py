@@ -7,6 +7,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import aggregators
+from aggregators.base import RoundInfo
 
 SETTINGS = settings(max_examples=25, deadline=None)
 RULES = [name for name in aggregators.names() if not aggregators.is_preaggregation(name)]
@@ -33,6 +34,9 @@ PERMUTATION_INVARIANT = every("median", also=["clip>average", "arc>trmean"], but
 TRANSLATION_EQUIVARIANT = every("median", also=["nnm>krum", "nnm>trmean"], but=[
     # clip norms or signs measured from the origin (or, for cclip, from a centre starting at zero)
     "cclip", "cge", "signguard", "clippedclustering", "clip>median", "arc>median",
+    # cosines and norms measured from the origin (and noise): trust against the reference, clusters, histories
+    "fltrust", "flame", "foolsgold", "normclip",
+    "crfl",  # clips the parameters params - lr * mean, measured from the origin, and adds noise
 ])
 MEAN_WHEN_F_IS_ZERO = every("average", also=["nnm>krum"], but=[
     "median", "krum", "geomed",            # a median or one vector, not the mean
@@ -40,6 +44,9 @@ MEAN_WHEN_F_IS_ZERO = every("average", also=["nnm>krum"], but=[
     "cclip", "clip>average",               # clip at tau
     "signguard", "clippedclustering",      # drop honest vectors by norm, sign or cluster even with f = 0
     "bucketing>average",                   # unequal buckets when s does not divide n weigh rows unequally
+    "fltrust",                             # trust-weighted, every vector rescaled to the reference's norm
+    "flame", "normclip", "crfl",           # clip (and cluster) and add Gaussian noise
+    "foolsgold",                           # weights below 1 for clients less distinct than the most distinct
 ])
 
 
@@ -64,6 +71,16 @@ def needs(spec):
     return 4 if "bulyan" in spec else 2
 
 
+def told(spec, x):
+    """``aggregators.get(spec)`` told the stand-in round of ``x``'s size (`RoundInfo.stand_in`: senders 0..n-1, a
+    fixed unit reference, parameters zero): the rules that read the round (fltrust, foolsgold, crfl) need one,
+    the others ignore it. Each test builds fresh rules, so foolsgold meets each sender once: its weights follow
+    the rows, as a rule's output must."""
+    rule = aggregators.get(spec)
+    rule.inform(RoundInfo.stand_in(*x.shape))
+    return rule
+
+
 @pytest.mark.parametrize("spec", PERMUTATION_INVARIANT)
 @SETTINGS
 @given(problem=problems())
@@ -72,8 +89,8 @@ def test_permutation_invariance(spec, problem):
     assume(d > 1 or spec != "clippedclustering")  # with d = 1 every cosine is +-1: exact ties, broken by row
     x = sample(n, d, seed)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1))
-    a = aggregators.get(spec)(x, f)
-    b = aggregators.get(spec)(x[perm], f)
+    a = told(spec, x)(x, f)
+    b = told(spec, x)(x[perm], f)
     torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
 
 
@@ -84,8 +101,8 @@ def test_translation_equivariance(spec, problem, shift):
     n, f, d, seed = problem
     x = sample(n, d, seed)
     offset = torch.linspace(-1, 1, d, dtype=torch.float64) * shift
-    a = aggregators.get(spec)(x, f)
-    b = aggregators.get(spec)(x + offset, f)
+    a = told(spec, x)(x, f)
+    b = told(spec, x)(x + offset, f)
     torch.testing.assert_close(a + offset, b, rtol=1e-6, atol=1e-5)
 
 
@@ -95,7 +112,7 @@ def test_translation_equivariance(spec, problem, shift):
 def test_f_zero_gives_the_mean(spec, problem):
     n, _, d, seed = problem
     x = sample(n, d, seed)
-    torch.testing.assert_close(aggregators.get(spec)(x, 0), x.mean(dim=0))
+    torch.testing.assert_close(told(spec, x)(x, 0), x.mean(dim=0))
 
 
 @pytest.mark.parametrize("spec", ["median", "trmean", "meamed", "phocas", "bulyan"])
@@ -145,6 +162,6 @@ def test_non_finite_byzantine_vectors_give_a_finite_result(spec, problem, bad, d
         if bad == "mixed":
             byz[::2, -1] = math.inf
     x = torch.cat([honest[:1], byz, honest[1:]])  # monna trusts row 0, an honest one
-    out = aggregators.get(spec)(x, f)
+    out = told(spec, x)(x, f)
     assert bool(torch.isfinite(out).all()), out
     assert out.dtype == dtype and out.shape == (d,)

@@ -4,12 +4,16 @@ import torch
 
 import attacks
 from attacks.base import AttackContext, DataAttack, GradientAttack
+from attacks.targeted import DataView, TargetedAttack
 from experiments.tools import UnavailableException, UserException
 
 EXPECTED = {
     "none", "signflip", "ipm", "alie", "gaussian", "inf", "nan", "zero", "mimic", "bitflip",
     "reverse", "minmax", "minsum", "opt-alie", "opt-ipm", "labelflip", "anticge",
+    "badnets", "dba", "targetflip", "edgecase", "model-replacement", "neurotoxin", "fang-krum", "fang-trim",
 }
+TARGETED = {"badnets", "dba", "targetflip", "edgecase", "model-replacement", "neurotoxin"}
+IMAGES = torch.zeros(10, 1, 28, 28), torch.arange(10)  # a stand-in data set with one image of each class
 
 
 def test_names_lists_the_whole_catalogue_sorted():
@@ -31,7 +35,7 @@ def test_every_attack_builds_with_defaults_and_describes_itself_in_one_line(name
 
 
 def test_the_attack_type_says_how_byzantine_vectors_are_made():
-    assert {n for n in attacks.names() if isinstance(attacks.get(n), DataAttack)} == {"labelflip", "none"}
+    assert {n for n in attacks.names() if isinstance(attacks.get(n), DataAttack)} == {"labelflip", "none", *TARGETED}
     honest = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
     computed = []
 
@@ -43,7 +47,7 @@ def test_the_attack_type_says_how_byzantine_vectors_are_made():
             return self(gradients, f)
 
     def vectors(poison, momentum):
-        inputs, targets = torch.zeros(2, 3, 1), torch.zeros(2, 3).long()
+        inputs, targets = torch.zeros(2, 3, 1, 28, 28), torch.zeros(2, 3).long()
         if poison is not None:
             inputs, targets = poison(inputs, targets, 10)
         computed.append(inputs.shape[0])
@@ -54,11 +58,14 @@ def test_the_attack_type_says_how_byzantine_vectors_are_made():
         computed.clear()
         context = AttackContext(nb_workers=8, decl_f=2, aggregator=Median(), generator=torch.Generator(),
                                 num_classes=10, vectors=vectors)
-        out = attacks.get(name).byzantine(honest, 2, context)
+        attack = attacks.get(name)
+        if isinstance(attack, TargetedAttack):  # a trigger needs the run's data
+            attack.prepare(DataView.of(IMAGES[0], 10, train=IMAGES, test=IMAGES))
+        out = attack.byzantine(honest, 2, context)
         assert out.shape == (2, 4)
         if computed:
             needing.add(name)
-    assert needing == {"bitflip", "reverse", "none", "labelflip"}
+    assert needing == {"bitflip", "reverse", "none", "labelflip", *TARGETED}
 
 
 def test_unknown_name_lists_the_catalogue_and_suggests_a_close_match():
@@ -124,5 +131,5 @@ def test_spec_parameters_and_keywords_combine_but_never_twice():
 
 
 def test_canonical_fills_every_default():
-    assert attacks.get("ipm").canonical == "ipm(epsilon=0.1)"
-    assert attacks.get("alie").canonical == "alie(z=none)"
+    assert attacks.get("ipm").canonical == "ipm(epsilon=0.1,begin=0,end=none,every=1)"  # its schedule last
+    assert attacks.get("alie").canonical == "alie(z=none,begin=0,end=none,every=1)"

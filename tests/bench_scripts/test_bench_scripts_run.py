@@ -12,6 +12,7 @@ ROOT = Path(__file__).parents[2]
 
 QUICK = {  # script: arguments small enough for CI
     "attack_costs.py": ["6", "2000"],
+    "defences.py": ["--quick"],
 }
 SLOW = {
     "aggregators.py": ["--quick", "--only", "median", "krum", "--sizes", "10:20000"],
