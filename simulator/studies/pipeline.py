@@ -48,10 +48,15 @@ class Reproduction:
 
 
 def choose_dataset(study: Study, dataset: str | None, data_root: str | None) -> tuple[str, str]:
-    """(dataset, why): the one asked for, else the paper's if found locally, else Fashion-MNIST."""
+    """(dataset, why): the one asked for, else the one the study's grid is made for (`Study.runs_on`), else the
+    paper's if found locally, else Fashion-MNIST."""
     if dataset:  # a spec (``fashionmnist(flip=true)``): unknown, mistyped or missing is one line, before any run
         datasets.load_tensors(datasets.parse(dataset).name, False, data_root)
         return dataset, "asked for with --dataset"
+    if study.runs_on:
+        datasets.load_tensors(datasets.parse(study.runs_on).name, False, data_root)
+        return study.runs_on, (f"the study's grid is made for it; it stands in for the paper's "
+                               f"{study.paper_dataset}, which that grid cannot run")
     for name, why in ((study.paper_dataset, "the paper's dataset, found locally"),
                       (STAND_IN, f"the paper's {study.paper_dataset} was not found locally (--data-root); "
                                  "Fashion-MNIST stands in")):

@@ -16,7 +16,11 @@ side of the bar its mean falls on; several such decisions combine with
 claim about a share of cases counts them with `Tally` (the share at worst and
 at best over the undecided cases). A difference of groups that ran the same
 seeds is taken seed by seed (`Results.combination`), which keeps what the seeds
-share out of its interval.
+share out of its interval. Under a targeted attack the same reads take ``of="asr"``
+or ``of="robust_accuracy"``: the attack success rate or the robust accuracy
+instead of the clean accuracy (`simulator.report.stats.QUANTITIES`), and
+`Results.asr_after` reads a backdoor's durability, its ASR k steps after the
+attack's last attacked step.
 """
 from __future__ import annotations
 
@@ -30,7 +34,8 @@ import numpy as np
 
 import aggregators
 import attacks
-from simulator.report.stats import Summary, mean_ci, per_seed
+from simulator.report.load import Group
+from simulator.report.stats import QUANTITIES, Summary, mean_ci, per_seed
 
 __all__ = ["HOLDS", "FAILS", "UNDECIDED", "NOT_COMPARABLE", "SHOWN", "Verdict", "Claim", "Study", "Results",
            "Estimate", "Tally", "decide", "within", "combine"]
@@ -186,6 +191,9 @@ class Study:
     paper_dataset: str  # the paper's dataset; Fashion-MNIST stands in when it is not found locally
     claims: Sequence[Claim]
     metric: str  # the accuracy the claims and the report use: final, best or last5 (the paper's convention)
+    # The dataset the grid is made for, found locally or not, where the paper's cannot run with it (a model or a
+    # trigger sized for 28x28 images, a bound measured on it): e.g. "fashionmnist". None: the paper's when found.
+    runs_on: str | None = None
     home: Path = Path(__file__).parent / "papers"  # the folder holding <name>.toml and <name>.md
     references: dict[str, Any] = field(default_factory=dict)
     # Our numbers beside the paper's, cell by cell: rows of one table (column -> text), published with the claims.
@@ -234,57 +242,85 @@ class Results:
         rows = self.rows(**where)
         return rows[0].mean[self.metric] if len(rows) == 1 else math.nan
 
-    def estimate(self, metric: Quantity | None = None, **where: Any) -> Estimate:
+    def estimate(self, metric: Quantity | None = None, of: str = "accuracy", **where: Any) -> Estimate:
         """Mean and 95% half-width over seeds of ``metric`` (default: the study's; a name, or a function of the
-        [seeds, evaluations] accuracy giving one value a seed) for the one matching group (NaN otherwise)."""
-        metric = metric or self.metric
+        [seeds, evaluations] curve giving one value a seed) for the one matching group (NaN otherwise).
+
+        ``of``: the curve read, the clean ``accuracy``, or under a targeted attack its ``asr`` or
+        ``robust_accuracy`` (NaN for a group that did not measure it).
+        """
+        metric, of = metric or self.metric, _quantity(of)
         if isinstance(metric, str):
             rows = self.rows(**where)
-            return Estimate(rows[0].mean[metric], rows[0].ci[metric]) if len(rows) == 1 else Estimate(math.nan,
-                                                                                                     math.nan)
-        return Estimate.of(list(self.seed_values(metric, **where).values()))
+            stats = rows[0].of(of) if len(rows) == 1 else None
+            return Estimate(stats[0][metric], stats[1][metric]) if stats else Estimate(math.nan, math.nan)
+        return Estimate.of(list(self.seed_values(metric, of, **where).values()))
 
-    def seed_values(self, metric: Quantity | None = None, **where: Any) -> dict[int, float]:
-        """{seed: value of ``metric``} for the one group matching ``where`` ({} when none or several match)."""
-        rows = self.rows(**where)
-        if len(rows) != 1:
+    def seed_values(self, metric: Quantity | None = None, of: str = "accuracy", **where: Any) -> dict[int, float]:
+        """{seed: value of ``metric``} on the ``of`` curve for the one group matching ``where`` ({} when none or
+        several match, or when it did not measure that curve)."""
+        rows, of = self.rows(**where), _quantity(of)
+        curves = _curves(rows[0].group, of) if len(rows) == 1 else None
+        if curves is None:
             return {}
-        group = rows[0].group
         metric = metric or self.metric
-        values = per_seed(group.accuracy)[metric] if isinstance(metric, str) else metric(group.accuracy)
-        return {int(seed): float(v) for seed, v in zip(group.seeds, values)}
+        values = per_seed(curves)[metric] if isinstance(metric, str) else metric(curves)
+        return {int(seed): float(v) for seed, v in zip(rows[0].group.seeds, values)}
 
-    def combination(self, terms: Sequence[tuple[float, Mapping[str, Any]]], metric: Quantity | None = None) -> Estimate:
-        """The estimate of ``sum(coefficient * group)`` over ``terms`` of (coefficient, fields of one group).
+    def combination(self, terms: Sequence[tuple[float, Mapping[str, Any]]], metric: Quantity | None = None,
+                    of: str = "accuracy") -> Estimate:
+        """The estimate of ``sum(coefficient * group)`` over ``terms`` of (coefficient, fields of one group), each
+        read on its ``of`` curve.
 
         When every group ran the same seeds the sum is taken seed by seed and its interval is that of the
         per-seed sums (what the seeds share cancels out of it); otherwise the means add up and the half-widths
         in quadrature. NaN when a group is missing.
         """
-        seeds = [self.seed_values(metric, **where) for _, where in terms]
+        seeds = [self.seed_values(metric, of, **where) for _, where in terms]
         if not all(seeds):
             return Estimate(math.nan, math.nan)
         if all(s.keys() == seeds[0].keys() for s in seeds):
             return Estimate.of([sum(c * s[seed] for (c, _), s in zip(terms, seeds)) for seed in sorted(seeds[0])])
-        parts = [(c, self.estimate(metric, **where)) for c, where in terms]
+        parts = [(c, self.estimate(metric, of, **where)) for c, where in terms]
         return Estimate(sum(c * e.mean for c, e in parts), math.sqrt(sum((c * e.half) ** 2 for c, e in parts)))
 
     def difference(self, first: Mapping[str, Any], second: Mapping[str, Any],
-                   metric: Quantity | None = None) -> Estimate:
-        """``first - second``, seed by seed when both ran the same seeds (`combination`)."""
-        return self.combination([(1.0, first), (-1.0, second)], metric)
+                   metric: Quantity | None = None, of: str = "accuracy") -> Estimate:
+        """``first - second`` on the ``of`` curve, seed by seed when both ran the same seeds (`combination`)."""
+        return self.combination([(1.0, first), (-1.0, second)], metric, of)
 
-    def curve(self, **where: Any) -> tuple[list[int], list[float]]:
-        """(evaluation steps, accuracy averaged over seeds) of the one matching group ([], [] otherwise)."""
+    def asr_after(self, k: int, **where: Any) -> Estimate:
+        """The ASR k steps after the targeted attack's last attacked step (k = 0: the evaluation right after it),
+        mean and 95% half-width over the seeds of the one matching group; NaN when none matches, or its
+        schedule did not stop before the run's end, or no evaluation fell k steps after it."""
         rows = self.rows(**where)
-        if len(rows) != 1:
+        after = rows[0].group.asr_after if len(rows) == 1 else None
+        return Estimate.of(after[k]) if after and k in after else Estimate(math.nan, math.nan)
+
+    def curve(self, of: str = "accuracy", **where: Any) -> tuple[list[int], list[float]]:
+        """(evaluation steps, the ``of`` curve averaged over seeds) of the one matching group ([], [] otherwise)."""
+        rows = self.rows(**where)
+        curves = _curves(rows[0].group, of) if len(rows) == 1 else None
+        if curves is None:
             return [], []
-        group = rows[0].group
-        return [int(s) for s in group.steps], [float(a) for a in group.accuracy.mean(axis=0)]
+        return [int(s) for s in rows[0].group.steps], [float(a) for a in curves.mean(axis=0)]
 
     def values(self, field_name: str, **where: Any) -> list[Any]:
         """The distinct values of a field among the matching groups, sorted."""
         return sorted({_field(s, field_name) for s in self.rows(**where)}, key=repr)
+
+
+def _quantity(of: str) -> str:
+    """``of`` checked: one of the curves a summary holds (`QUANTITIES`)."""
+    if of not in QUANTITIES:
+        raise ValueError(f"of={of!r}: expected one of {', '.join(QUANTITIES)}")
+    return of
+
+
+def _curves(group: Group, of: str) -> np.ndarray | None:
+    """The group's [seeds, evaluations] ``of`` curve; None where it did not measure it (an ASR without a
+    targeted attack)."""
+    return group.accuracy if _quantity(of) == "accuracy" else getattr(group, of)
 
 
 def _field(summary: Summary, name: str) -> Any:

@@ -98,6 +98,38 @@ def test_results_read_any_accuracy_or_a_function_of_the_curves(group):
     assert results.seed_values(aggregator="median") == {}
 
 
+def test_results_read_the_attack_success_rate_and_robust_accuracy_with_their_intervals(group):
+    badnets = group("average", "badnets", [[0.80, 0.82], [0.78, 0.80], [0.79, 0.81]],
+                    asr=[[0.5, 0.9], [0.6, 0.7], [0.7, 0.8]], robust_accuracy=[[0.4, 0.1], [0.3, 0.2], [0.2, 0.1]],
+                    asr_after={0: [0.9, 0.7, 0.8], 5: [0.6, 0.5, 0.4]})
+    flame = group("flame", "badnets", [[0.80, 0.81], [0.79, 0.80], [0.78, 0.79]],
+                  asr=[[0.1, 0.2], [0.1, 0.1], [0.2, 0.3]], robust_accuracy=[[0.8, 0.7], [0.8, 0.8], [0.7, 0.6]])
+    free = group("average", "none", [0.83, 0.81, 0.82])
+    results = Results([badnets, flame, free], "final")
+    final = results.estimate(of="asr", aggregator="average", attack="badnets")  # 0.9, 0.7, 0.8
+    assert final.mean == pytest.approx(0.8) and final.half == pytest.approx(T2 * 0.1 / math.sqrt(3))
+    assert results.under("best").estimate(of="asr", aggregator="average", attack="badnets").mean == pytest.approx(0.8)
+    assert results.estimate(of="robust_accuracy", aggregator="flame").mean == pytest.approx(0.7)
+    assert results.estimate(aggregator="flame").mean == pytest.approx(0.8)  # the clean accuracy, as before
+    assert results.seed_values(lambda c: c[:, 0], of="asr", aggregator="flame") == {1: 0.1, 2: 0.1, 3: 0.2}
+    lower = results.difference({"aggregator": "average", "attack": "badnets"}, {"aggregator": "flame"},
+                               of="asr")  # 0.7, 0.6, 0.5 seed by seed
+    assert lower.mean == pytest.approx(0.6) and lower.half == pytest.approx(T2 * 0.1 / math.sqrt(3))
+    assert results.curve(of="asr", aggregator="flame") == ([0, 1], pytest.approx([0.4 / 3, 0.2]))
+    lasting = results.asr_after(5, aggregator="average", attack="badnets")
+    assert lasting.mean == pytest.approx(0.5) and lasting.half == pytest.approx(T2 * 0.1 / math.sqrt(3))
+    # no ASR without a targeted attack, no durability where the schedule ran to the end, or at a k not evaluated
+    assert math.isnan(results.estimate(of="asr", attack="none").mean)
+    assert results.seed_values(of="asr", attack="none") == {} and results.curve(of="asr", attack="none") == ([], [])
+    assert math.isnan(results.difference({"aggregator": "average", "attack": "badnets"}, {"attack": "none"},
+                                         of="asr").mean)
+    assert math.isnan(results.asr_after(0, aggregator="flame").mean)
+    assert math.isnan(results.asr_after(3, aggregator="average", attack="badnets").mean)
+    for read in (results.estimate, results.seed_values):  # a misspelt curve is an error, even where nothing matches
+        with pytest.raises(ValueError, match="of='loss'"):
+            read(of="loss", aggregator="krum")
+
+
 def test_results_find_a_rule_as_run_identities_spell_it(group):
     """A run's identity leaves out the parameters a rule gained since, at their default: a lookup reads it so."""
     row = group("bulyan", "none", 0.8)
