@@ -6,14 +6,17 @@ import attacks
 from experiments import datasets, models
 from experiments.grammar import format_value
 from experiments.registry import Registry
+from simulator.core.decentralised.gossip import GOSSIP
+from simulator.core.decentralised.topologies import TOPOLOGIES
 from simulator.core.engines import ENGINES
 from simulator.core.execution import EXECUTIONS
 from simulator.core.server import SERVER_OPTIMIZERS
 from simulator.core.heterogeneity import MODES
+from simulator.core.privacy import PRIVACY
 from simulator.core.schedules import SCHEDULES
 
 SECTIONS = ("aggregators", "attacks", "models", "datasets", "heterogeneity", "schedules", "server-optimisers",
-            "engines", "executions")
+            "engines", "executions", "privacy", "topologies", "gossip-rules")
 
 
 def _specs(registry: Registry) -> list[tuple[str, str]]:
@@ -40,4 +43,7 @@ def catalogue() -> dict[str, list[tuple[str, str]]]:
         "server-optimisers": _specs(SERVER_OPTIMIZERS),
         "engines": _specs(ENGINES),
         "executions": _specs(EXECUTIONS),
+        "topologies": _specs(TOPOLOGIES),
+        "gossip-rules": _specs(GOSSIP),
+        "privacy": _specs(PRIVACY),
     }

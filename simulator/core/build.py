@@ -110,13 +110,16 @@ def build_model(c: Config, device: torch.device) -> Model:
 def build_engine(c: Config, model: Model, train: Pair, device: torch.device) -> Engine:
     """This process's gradient engine: the run's, on the server and on every torchrun rank alike.
 
-    Its chunk size is the engine's chunk_size, or the most workers whose batched pass fits its memory budget.
+    Its chunk size is the engine's chunk_size, or the most workers whose batched pass fits its memory budget
+    (with per-sample clipping, each worker's b per-sample gradients counted too: the vmap engine holds them).
     """
     inputs, targets, choice = *train, c.parts["engine"]
     chunk = getattr(choice, "chunk_size", None)
     budget = default_budget(device, getattr(choice, "memory_budget", None))
     if chunk is None and budget is not None:
         per_worker = worker_bytes(model.module, inputs[:c.batch_size], targets[:c.batch_size], LOSSES[c.loss])
+        if c.parts["privacy"].per_sample:
+            per_worker += c.batch_size * model.get().numel() * model.get().element_size()
         chunk = chunk_for(budget, per_worker, c.per_round)
     return choice.make(model, LOSSES[c.loss], chunk_size=chunk, seed=derive_seed(c.seed, "engine"),
                        probe=(inputs[:2], targets[:2]))

@@ -31,12 +31,16 @@ from experiments.plugin import coerce
 from experiments.loss import LOSSES, criterion_names
 from experiments.tools import UnavailableException, UserException, did_you_mean
 from simulator.core import identity as _identity
+from simulator.core.decentralised.gossip import gossip_rule
+from simulator.core.decentralised.topologies import TOPOLOGIES
+from simulator.core.decentralised import checks as decentralised_checks
 from simulator.core.engines import ENGINES
 from simulator.core.execution import EXECUTIONS
 from simulator.core.server import SERVER_OPTIMIZERS
 from simulator.core.legacy import upgrade
 from simulator.core.optim import LOOKAHEAD, PLACEMENTS
 from simulator.core.heterogeneity import MODES
+from simulator.core.privacy import PRIVACY
 from simulator.core.schedules import SCHEDULES
 from simulator.core.seeding import generator
 
@@ -52,10 +56,17 @@ DEFAULT_MODELS = {
     "cifar100": "simples-cifar",  # its last layer takes the dataset's 100 classes
 }
 
+
+
+def _aggregator(spec: str, generator: torch.Generator | None = None) -> object:
+    """A rule or chain (`aggregators.get`), or, named alone, a gossip rule of decentralised runs."""
+    return gossip_rule(spec) or aggregators.get(spec, generator=generator)
+
+
 # The spec fields built by a registry (aggregators and attacks by their packages), each parsed once.
-PARTS = {"aggregator": aggregators.get, "attack": attacks.get, "heterogeneity": MODES.build,
+PARTS = {"aggregator": _aggregator, "attack": attacks.get, "heterogeneity": MODES.build,
          "lr_schedule": SCHEDULES.build, "server_opt": SERVER_OPTIMIZERS.build, "engine": ENGINES.build,
-         "execution": EXECUTIONS.build}
+         "execution": EXECUTIONS.build, "privacy": PRIVACY.build, "topology": TOPOLOGIES.build}
 
 
 class Named(NamedTuple):
@@ -130,6 +141,12 @@ class Config:
     weight_decay: float = _f(0.0, "weight decay applied by the server at the update", "[0, inf)")
     l2: float = _f(0.0, "l2 regularisation: honest workers add l2 * params to their gradients", "[0, inf)")
     clip: float | None = _f(None, "clip each honest worker's gradient to this l2 norm", "(0, inf)")
+    privacy: str = _f("none", 'differential privacy: "dpsgd(clip=1.0,sigma=1.0,delta=1e-5)" (each honest worker '
+                              "clips every sample's gradient and adds Gaussian noise before it sends, in every local "
+                              'step of a federated round) or "dpfedavg(clip=0.1,sigma=1.0)" (clipped client updates, '
+                              "noise on the aggregate; adaptive=true for adaptive clipping); epsilon=E in place of "
+                              "sigma calibrates the noise; epsilon is recorded at every evaluation (needs Opacus: "
+                              "pip install 'byzsim[privacy]'; see `byzsim list privacy`, docs/privacy.md)")
     # Federated rounds (all off by default: one gradient per worker per step, every worker every step)
     local_steps: int = _f(1, "federated: local SGD steps K each selected client takes per round; it sends its "
                              "update w_K - w", "[1, inf)")
@@ -145,6 +162,14 @@ class Config:
                               "of the declared f")
     server_opt: str = _f("sgd", 'federated: the server\'s optimiser on -aggregate, e.g. "sgd" (FedAvg) or '
                                 '"adam(lr=0.01)" (FedOpt; see `byzsim list server-optimisers`)')
+    # Decentralised learning (off by default: a server combines the workers' vectors)
+    topology: str | None = _f(None, 'decentralised: the communication graph, e.g. "ring", "torus(rows=4)", '
+                                    '"erdos-renyi(p=0.3,byzantine=degree)"; every honest node keeps its own model and '
+                                    "gossips with its neighbours through the aggregator (a gossip rule such as "
+                                    "clippedgossip, or any rule applied to each neighbourhood) (see `byzsim list "
+                                    "topologies`; default: none, a server)")
+    eval_nodes: int | None = _f(None, "decentralised: how many honest nodes' own models each evaluation tests (their "
+                                      "mean and worst accuracy), drawn once; default: every honest node", "[1, inf)")
     # Heterogeneity
     heterogeneity: str = _f("iid", 'data split spec, e.g. "dirichlet(alpha=0.3)" (see `byzsim list heterogeneity`)')
     validation_split: float = _f(0.0, "fraction of the training set held out as a validation set, evaluated "
@@ -185,6 +210,8 @@ class Config:
         if name == "dataset":  # a `Pipeline`: the name, flips and normalisation
             self.parts[name] = part = datasets.parse(spec)
             spec = part.spec
+        elif name in PARTS and spec is None:  # an optional part left out (no topology: a server's run)
+            self.parts.pop(name, None)
         elif name in PARTS:
             extra = {"generator": generator(self.seed, "aggregator")} if name == "aggregator" else {}
             self.parts[name] = part = PARTS[name](spec, **extra)
@@ -200,6 +227,8 @@ class Config:
 
     def unmet(self) -> str | None:
         """The rule's unmet requirement on the (n, f) a step gives it, or None: one check for runs and grids."""
+        if self.topology is not None:  # each honest node's neighbourhood (`simulator.core.decentralised.checks`)
+            return decentralised_checks.unmet(self)
         return self.parts["aggregator"].unmet(*self.rule_size())
 
     def rule_size(self) -> tuple[int, int]:
@@ -322,7 +351,10 @@ class Config:
         except RuntimeError:
             raise UserException(f"Invalid configuration: unknown device {self.device!r} "
                                 "(use e.g. cpu, cuda or cuda:1).") from None
-        self.parts["aggregator"].check(*self.rule_size())
+        if self.topology is None:
+            self.parts["aggregator"].check(*self.rule_size())
+        else:  # the graph, and the rule at each honest node (`simulator.core.decentralised.checks`)
+            decentralised_checks.check(self)
         if Path(self.output).exists() and not Path(self.output).is_dir():
             raise UserException(f"Invalid configuration: output {self.output!r} exists and is not a folder.")
         self.__dict__["_valid"] = True
@@ -365,6 +397,9 @@ def _relations(c: Config) -> list[tuple[bool, str]]:
          "adam and yogi keep their own moments: with server_opt adam or yogi, place momentum at the workers"),
         (not c.federated or not c.parts["execution"].distributed,
          "torchrun execution runs one-gradient steps; federated rounds run in one process"),
+        (c.privacy == DEFAULTS["privacy"] or not c.parts["execution"].distributed,
+         "privacy runs in one process (local execution), not under torchrun"),
+        *c.parts["privacy"].relations(c),
     ]
 
 

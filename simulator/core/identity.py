@@ -52,7 +52,8 @@ __all__ = ["HASHED_AS", "NEUTRAL_FIELDS", "OPTIONAL_FIELDS", "identity", "run_id
 NEUTRAL_FIELDS = ("output", "data_root", "checkpoint_every")
 FEDERATED_FIELDS = ("local_steps", "local_lr", "local_momentum", "local_batches", "clients", "clients_per_round",
                     "participation", "known_f", "server_opt")
-OPTIONAL_FIELDS = ("validation_split", "execution", *FEDERATED_FIELDS)
+DECENTRALISED_FIELDS = ("topology", "eval_nodes")
+OPTIONAL_FIELDS = ("validation_split", "execution", *FEDERATED_FIELDS, *DECENTRALISED_FIELDS, "privacy")
 # Values a run id hashes under another spelling (see the module docstring): field -> {value: hashed as}.
 HASHED_AS = {"momentum_at": {"aggregate": "server", "server": "server-before-rule"}}
 

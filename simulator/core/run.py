@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from simulator.core.config import Config
+from simulator.core.decentralised.simulation import NODE_EVAL_COLUMNS, NODE_METRIC_COLUMNS, Decentralised
 from simulator.core.distributed import connect, serve_rank, stop_ranks
 from simulator.core.loggers import LogBook, Logger
 from simulator.core.memory import keep_freed_memory
@@ -35,11 +36,16 @@ from simulator.core.simulation import Simulation
 from simulator.core.store import CONFIG, EVALS, METRICS, SUMMARY, RunFolder, RunResult, finished, load_result
 
 BACKDOOR_COLUMNS = ("asr", "robust_accuracy")  # evaluations.csv's extra columns under a targeted attack
+PRIVACY_COLUMNS = ("epsilon",)  # and with a privacy mechanism: the epsilon spent by each evaluation's step
 
 
 def _save(store: RunFolder, sim: Simulation, elapsed: float) -> None:
-    store.write_csv(METRICS, FEDERATED_COLUMNS if sim.config.federated else METRIC_COLUMNS, sim.metrics)
-    store.write_csv(EVALS, (*EVAL_COLUMNS, *BACKDOOR_COLUMNS) if sim.targeted else EVAL_COLUMNS, sim.evaluations)
+    nodes = isinstance(sim, Decentralised)  # a decentralised run's consensus distance and nodes' accuracies
+    store.write_csv(METRICS, (*(FEDERATED_COLUMNS if sim.config.federated else METRIC_COLUMNS),
+                              *(NODE_METRIC_COLUMNS if nodes else ())), sim.metrics)
+    columns = (*EVAL_COLUMNS, *(BACKDOOR_COLUMNS if sim.targeted else ()),
+               *(PRIVACY_COLUMNS if sim.privacy is not None else ()), *(NODE_EVAL_COLUMNS if nodes else ()))
+    store.write_csv(EVALS, columns, sim.evaluations)
     store.save_checkpoint({**sim.state_dict(), "elapsed": elapsed})
 
 
@@ -57,6 +63,9 @@ def _summary(sim: Simulation, elapsed: float) -> dict:
         # stopped at step `steps`; what its evaluations would have been from there on, had it run on
         **({"diverged": True, "broken_evaluation": sim.broken_evaluation()} if sim.t < sim.config.steps else {}),
         **_backdoor(sim),
+        **(sim.summary() if isinstance(sim, Decentralised) else {}),
+        # the final epsilon at the mechanism's delta, the noise multiplier (calibrated from a target epsilon or given)
+        **({"privacy": sim.privacy.summary(), "epsilon": sim.privacy.epsilon()} if sim.privacy is not None else {}),
         "wall_time": elapsed,
         "engine": sim.workers.name,
         "data": sim.data,
@@ -137,7 +146,8 @@ def run(config: Config, *, progress: bool = True,
     try:
         if finished(store.path):
             return load_result(store.path)
-        sim = Simulation(config, remote=connection)  # every user error is raised here, before any file is written
+        # every user error is raised here, before any file is written
+        sim = (Simulation if config.topology is None else Decentralised)(config, remote=connection)
         state, elapsed = store.load_checkpoint(), 0.0
         if state is not None:
             sim.load_state_dict(state)

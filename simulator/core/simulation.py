@@ -7,6 +7,10 @@ the Byzantine vectors (a data attack poisons the Byzantine workers' own
 batches, drawn iid from the whole training set, whose gradients are then
 computed honestly); the aggregator chain combines the n vectors (honest
 first, Byzantine last); the server subtracts the update from the parameters.
+A privacy mechanism (`simulator.core.privacy`) acts at three points of the
+step: the honest gradients (DP-SGD's noisy clipped means), what the honest
+workers send and what the attack sees of it (DP-FedAvg's clipped updates), and
+the rule's output (DP-FedAvg's noise), where its accountant counts the step.
 """
 from __future__ import annotations
 
@@ -31,8 +35,9 @@ from simulator.core.distributed import Connection, RemoteWorkers
 from simulator.core.federated import Selection, participants
 from simulator.core.metrics import data_summary, step_metrics
 from simulator.core.optim import Momentum
+from simulator.core.privacy import Mechanism, Setup
 from simulator.core.rounds import Rounds
-from simulator.core.seeding import generator
+from simulator.core.seeding import derive_seed, generator
 from simulator.core.workers import LocalSteps, LocalWorkers
 
 
@@ -86,6 +91,16 @@ class Simulation:
         self.evaluations: list[dict] = []
         self._prepare_attack((train_x, train_y))
         self._probe()
+        self.privacy = self._start_privacy(parts, (train_x[:2], train_y[:2]))  # None without; refusals come here
+        if self.privacy is not None:  # DP-SGD's gradients at the honest workers
+            self.workers.private = self.privacy.per_sample
+
+    def _start_privacy(self, parts: list[torch.Tensor], probe: tuple[torch.Tensor, torch.Tensor]) -> Mechanism | None:
+        """The run's privacy mechanism, from its data (None without one); its user errors come before any file."""
+        c = self.config
+        params = self.model.get()
+        return c.parts["privacy"].start(Setup(c, self.device, params.dtype, params.numel(), [len(p) for p in parts],
+                                              derive_seed(c.seed, "privacy"), self.engine, probe))
 
     def _prepare_attack(self, train: tuple[torch.Tensor, torch.Tensor]) -> None:
         """Tell a targeted attack the run's data (a trigger outside the image, a class out of range are refused
@@ -214,10 +229,15 @@ class Simulation:
         vectors, losses = self._looking_ahead(lambda at: self.workers.honest(chosen.honest if pooled else None,
                                                                              local, at),
                                               rows, c.nb_honest if not pooled else len(chosen.honest), lr)
-        honest = self._worker_vectors(vectors, rows)
+        honest = seen = self._worker_vectors(vectors, rows)
+        if self.privacy is not None:  # what the honest workers send (DP-FedAvg: clipped), what the attack sees of it
+            honest = self.privacy.sent(honest)
+            seen = self.privacy.seen(honest, lambda clean: self._worker_vectors(clean, rows))
         self.aggregator.inform(self.rounds.info(self.t, chosen, local, lr, self.model.get()))  # before the attack
-        byzantine = self.attack.send(honest, chosen.f, self._attack_context(chosen, local, lr))  # on its schedule
+        byzantine = self.attack.send(seen, chosen.f, self._attack_context(chosen, local, lr))  # on its schedule
         aggregate = self.aggregator(torch.cat([honest, byzantine]), chosen.told_f)
+        if self.privacy is not None:  # the server's noise (DP-FedAvg) before anything uses it; the step accounted
+            aggregate = self.privacy.released(aggregate, byzantine)
         self.momentum.keep(aggregate)
         self.previous_aggregate = aggregate
         params = self.model.get()
@@ -272,6 +292,8 @@ class Simulation:
             row["val_loss" if prefix else "test_loss"] = loss
         if self.targeted:
             row.update(self._backdoor(masks[""]))
+        if self.privacy is not None:
+            row["epsilon"] = self.privacy.epsilon()  # spent so far, at the mechanism's delta
         self.evaluations.append(row)
         return row
 
@@ -332,6 +354,7 @@ class Simulation:
             "previous_aggregate": self.previous_aggregate,
             "metrics": list(self.metrics),
             "evaluations": list(self.evaluations),
+            **({"privacy": self.privacy.state_dict()} if self.privacy is not None else {}),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -353,3 +376,5 @@ class Simulation:
         self.previous_aggregate = state.get("previous_aggregate")  # absent from checkpoints before it was kept
         self.metrics = list(state["metrics"])
         self.evaluations = list(state["evaluations"])
+        if self.privacy is not None:  # the accountant's history and the noise generator
+            self.privacy.load_state_dict(state["privacy"])

@@ -6,17 +6,23 @@ asks for them, the Byzantine workers' gradients on their own iid batches,
 poisoned first by a data attack. `LocalWorkers` does both in this process
 with one gradient engine; `simulator.core.distributed.RemoteWorkers` has
 other torch.distributed ranks do them. Both hand back raw gradients: the l2
-term, clipping and worker momentum are the simulation's.
+term, clipping and worker momentum are the simulation's. Under DP-SGD
+(``private``) the honest workers' gradients are its noisy clipped means
+(`simulator.core.privacy.dpsgd.PerSample`); the Byzantine workers' never are.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from attacks.base import Poison
 from simulator.core.engines import Engine
 from simulator.core.sampler import WorkerSampler
+
+if TYPE_CHECKING:
+    from simulator.core.privacy.dpsgd import PerSample
 
 __all__ = ["LocalWorkers", "LocalSteps"]
 
@@ -46,8 +52,9 @@ class LocalWorkers:
     """The workers in this process: a gradient engine over the honest and the Byzantine samplers."""
 
     def __init__(self, engine: Engine, honest: WorkerSampler | None, byzantine: WorkerSampler | None,
-                 num_classes: int | None = None) -> None:
+                 num_classes: int | None = None, private: "PerSample | None" = None) -> None:
         self.engine, self.sampler, self.byzantine_sampler, self.num_classes = engine, honest, byzantine, num_classes
+        self.private = private  # DP-SGD at the honest workers, or None
 
     @property
     def name(self) -> str:
@@ -61,10 +68,23 @@ class LocalWorkers:
         K local steps and the result is its update instead of its gradient; ``at`` [h, d]
         takes each gradient at the worker's own parameters (Nesterov's look-ahead).
         """
+        if self.private is not None:
+            return self._private(rows, local, at)
         if local is None:
             return self.engine.gradients(*self.sampler.sample(rows), at=at)
         return self.engine.local_updates(*local.batches(self.sampler, rows), lr=local.lr, momentum=local.momentum,
                                          l2=local.l2, clip=local.clip)
+
+    def _private(self, rows: torch.Tensor | None, local: LocalSteps | None,
+                 at: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`honest` under DP-SGD: noisy clipped means, or local updates with DP-SGD at every local step."""
+        if local is None:
+            return self.private.gradients(self.engine, *self.sampler.sample(rows), at=at)
+        inputs, targets = local.batches(self.sampler, rows)
+        like = self.engine.params[0]
+        private = self.private.steps(inputs.shape[0], local.steps, self.engine.dimension, like)
+        return self.engine.local_updates(inputs, targets, lr=local.lr, momentum=local.momentum, l2=local.l2,
+                                         clip=local.clip, private=private)
 
     def byzantine(self, poison: Poison | None, rows: torch.Tensor | None = None,
                   local: LocalSteps | None = None, at: torch.Tensor | None = None) -> torch.Tensor:

@@ -35,6 +35,7 @@ __all__ = ["ATTACK_FREE", "Design", "Group", "Run", "Setting", "attack_key", "fi
            "load", "order_key", "read_run", "setting_key"]
 
 ROLE_FIELDS = ("aggregator", "attack", "seed")
+NODE_CURVES = ("consensus_distance", "mean_node_accuracy", "worst_node_accuracy")  # decentralised evaluations
 FIRST_FIELDS = ("dataset", "model", "nb_workers", "nb_real_byz", "nb_decl_byz", "heterogeneity")
 
 # A setting: (field, value) pairs in field order, values made hashable (lists and dicts as JSON text).
@@ -58,6 +59,9 @@ class Run:
     asr: np.ndarray | None = None  # [e] a targeted attack's attack success rate; None under other attacks
     robust_accuracy: np.ndarray | None = None  # [e] the share of its triggered inputs that keep their label
     asr_after: dict[int, float] | None = None  # ASR k steps after the attack's last step, when it stopped early
+    epsilon: np.ndarray | None = None  # [e] the privacy spent by each evaluation; None without a privacy mechanism
+    nodes: dict[str, np.ndarray] | None = None  # a decentralised run's NODE_CURVES, [e] each; None for a server's
+    topology: dict | None = None  # a decentralised run's graph facts (summary.json's ``topology``)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,9 @@ class Group:
     asr: np.ndarray | None = None  # [seeds, evaluations] under a targeted attack, else None
     robust_accuracy: np.ndarray | None = None
     asr_after: dict[int, np.ndarray] | None = None  # k steps after the attack's last step -> [seeds] ASR
+    epsilon: np.ndarray | None = None  # [seeds, evaluations] with a privacy mechanism, else None
+    nodes: dict[str, np.ndarray] | None = None  # decentralised runs: NODE_CURVES, [seeds, evaluations] each
+    topologies: tuple[dict, ...] | None = None  # decentralised runs: each seed's graph facts
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,7 @@ def read_run(folder: Path, *, metrics: bool = False) -> Run:
     backdoor = {key: np.array([row[key] for row in evaluations], dtype=float)
                 for key in ("asr", "robust_accuracy") if all(row.get(key) is not None for row in evaluations)}
     after = result.summary.get("asr_after_attack")
+    private = bool(evaluations) and all(row.get("epsilon") is not None for row in evaluations)
     steps = np.array([row["step"] for row in evaluations], dtype=int)
     nonfinite = np.flatnonzero(~np.isfinite(np.array([row["test_loss"] for row in evaluations], dtype=float)))
     ratio = np.array([row["aggregate_distance"] for row in rows], dtype=float)
@@ -169,7 +177,11 @@ def read_run(folder: Path, *, metrics: bool = False) -> Run:
                val_accuracy=None if None in val or not val else np.array(val, dtype=float),
                metric_steps=np.array([row["step"] for row in rows], dtype=int), distance_ratio=ratio,
                diverged_at=int(steps[nonfinite[0]]) if nonfinite.size else None, **backdoor,
-               asr_after=None if after is None else {int(k): float(v) for k, v in after.items()})
+               asr_after=None if after is None else {int(k): float(v) for k, v in after.items()},
+               epsilon=np.array([row["epsilon"] for row in evaluations], dtype=float) if private else None,
+               nodes={key: np.array([row[key] for row in evaluations], dtype=float) for key in NODE_CURVES}
+               if evaluations and all(row.get(NODE_CURVES[0]) is not None for row in evaluations) else None,
+               topology=result.summary.get("topology"))
 
 
 def _carried_on(evaluations: list[dict], rows: list[dict], config: dict,
@@ -210,7 +222,9 @@ def _group(runs: list[Run], setting_fields: tuple[str, ...], names: dict[str, di
     return Group(aggregator=names["aggregator"][identity["aggregator"]], attack=names["attack"][identity["attack"]],
                  setting=tuple((k, freeze(identity.get(k))) for k in setting_fields), identity=identity,
                  seeds=tuple(r.identity["seed"] for r in runs), steps=steps, accuracy=accuracy, val_accuracy=val,
-                 metric_steps=metric_steps, distance_ratio=ratio, **_backdoor(runs))
+                 metric_steps=metric_steps, distance_ratio=ratio, **_backdoor(runs),
+                 epsilon=_common(runs, "steps", "epsilon")[1] if all(r.epsilon is not None for r in runs) else None,
+                 **_nodes(runs))
 
 
 def _backdoor(runs: list[Run]) -> dict[str, Any]:
@@ -224,6 +238,17 @@ def _backdoor(runs: list[Run]) -> dict[str, Any]:
         common = sorted(set.intersection(*(set(r.asr_after) for r in runs)))
         out["asr_after"] = {k: np.array([r.asr_after[k] for r in runs]) for k in common} or None
     return out
+
+
+def _nodes(runs: list[Run]) -> dict[str, Any]:
+    """Decentralised runs' node curves over the seeds (on the steps every run has) and their graphs' facts; nothing
+    unless every run is decentralised."""
+    if any(r.nodes is None for r in runs):
+        return {}
+    common = reduce(np.intersect1d, [r.steps for r in runs])
+    masks = [np.isin(r.steps, common) for r in runs]
+    return {"nodes": {key: np.stack([r.nodes[key][m] for r, m in zip(runs, masks)]) for key in NODE_CURVES},
+            "topologies": tuple(r.topology or {} for r in runs)}
 
 
 def group_runs(runs: list[Run], root: Path, unfinished: int = 0, order: Ranks | None = None) -> Design:

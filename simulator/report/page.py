@@ -2,7 +2,8 @@
 
 Sections: what was run; the accuracy tables (aggregator x attack per
 setting); the worst case over attacks; the best rule per setting; under
-targeted attacks, the backdoor section (`simulator.report.backdoor`); the
+targeted attacks, the backdoor section (`simulator.report.backdoor`); with a
+privacy mechanism, accuracy against epsilon (`simulator.report.privacy`); the
 figures (relative links); the hyperparameter selection when one was asked.
 Rules, attacks and settings follow the design's order (the grid file's, when
 the report was given the grid's expansion).
@@ -159,12 +160,15 @@ def _selection(choices: Sequence[Choice], field: str, order: Order) -> str:
 
 def render(design: Design, summaries: Sequence[Summary], cases: Sequence[WorstCase], metric: str, *,
            figures: Sequence[tuple[str, str]], choices: Sequence[Choice] | None = None,
-           field: str | None = None, formats: Sequence[str] = ("png", "pdf"), backdoor: str | None = None) -> str:
+           field: str | None = None, formats: Sequence[str] = ("png", "pdf"), backdoor: str | None = None,
+           privacy: str | None = None, decentralised: str | None = None) -> str:
     """The whole page; ``figures`` are (link without suffix, caption) pairs relative to report.md; ``backdoor``
-    the backdoor section's text, if any."""
+    and ``privacy`` the backdoor and privacy sections' text, if any; ``decentralised`` the nodes' section
+    (`simulator.report.decentralised`)."""
     sections = [f"# Robustness report: {design.root.resolve().name}", _overview(design),
                 _accuracy(design, summaries, metric), _worst(cases, metric, design.order),
-                _best(cases, design.order), *([backdoor] if backdoor else []), _figures(figures, formats)]
+                _best(cases, design.order), *([backdoor] if backdoor else []), *([privacy] if privacy else []),
+                *([decentralised] if decentralised else []), _figures(figures, formats)]
     if choices is not None and field is not None:
         sections.append(_selection(choices, field, design.order))
     return "\n\n".join(sections) + "\n"

@@ -37,8 +37,9 @@ from scipy.stats import t as student_t
 from simulator.report.load import ATTACK_FREE, Design, Group, Setting, attack_key
 from simulator.report.order import BY_NAME, Order
 
-__all__ = ["COUNT_FIELDS", "LAST", "METRICS", "QUANTITIES", "RANGE", "Summary", "WorstCase", "best_rules", "interval",
-           "mean_ci", "per_seed", "references", "summarise", "threat", "worst", "worst_cases"]
+__all__ = ["COUNT_FIELDS", "LAST", "METRICS", "QUANTITIES", "RANGE", "Summary", "WorstCase", "best_rules",
+           "final_epsilon", "interval", "mean_ci", "per_seed", "references", "summarise", "threat", "worst",
+           "worst_cases"]
 
 METRICS = ("final", "best", "last5")
 RANGE = (0.0, 1.0)  # every metric is an accuracy
@@ -101,6 +102,12 @@ def summarise(design: Design) -> list[Summary]:
     """One summary per group, in the design's order."""
     return [Summary(g, *_stats(g.accuracy), {quantity: _stats(getattr(g, quantity)) for quantity in QUANTITIES[1:]
                                               if getattr(g, quantity) is not None}) for g in design.groups]
+
+
+def final_epsilon(summary: Summary) -> float:
+    """The privacy a group's runs spent by their last evaluation, the mean over seeds (NaN without privacy)."""
+    epsilon = summary.group.epsilon
+    return math.nan if epsilon is None else float(epsilon[:, -1].mean())
 
 
 def threat(attacks: Iterable[str]) -> list[str]:

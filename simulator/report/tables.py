@@ -7,7 +7,8 @@ are the interval's ends clipped to [0, 1], the range of an accuracy.
 Setting fields are columns named as in the run identity (``nb_real_byz``...).
 Where targeted attacks were run, table.csv also has ``asr_*`` and
 ``robust_accuracy_*`` columns (empty for the other attacks), and
-worst_asr.csv the highest ASR per rule over the targeted attacks.
+worst_asr.csv the highest ASR per rule over the targeted attacks. Where runs
+had a privacy mechanism, ``epsilon_mean`` is the final epsilon over seeds.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from simulator.report.order import BY_NAME, Order
 from simulator.report.naming import describe
 from simulator.report.selection import Choice
-from simulator.report.stats import METRICS, QUANTITIES, Summary, WorstCase, best_rules, interval
+from simulator.report.stats import METRICS, QUANTITIES, Summary, WorstCase, best_rules, final_epsilon, interval
 
 __all__ = ["selection_rows", "summary_rows", "worst_case_rows"]
 
@@ -31,15 +32,18 @@ def summary_rows(summaries: Sequence[Summary], fields: Sequence[str]) -> tuple[l
     after the canonical specs, the same for the ASR and robust accuracy where a targeted attack was run)."""
     stats = [f"{m}_{part}" for m in METRICS for part in ("mean", "ci", "low", "high")]
     backdoor = [q for q in QUANTITIES[1:] if any(s.of(q) is not None for s in summaries)]
+    private = any(s.group.epsilon is not None for s in summaries)
     columns = ["aggregator", "attack", *fields, "seeds", *stats, "aggregator_canonical", "attack_canonical",
-               *(f"{q}_{m}_{part}" for q in backdoor for m in METRICS for part in ("mean", "ci", "low", "high"))]
+               *(f"{q}_{m}_{part}" for q in backdoor for m in METRICS for part in ("mean", "ci", "low", "high")),
+               *(["epsilon_mean"] if private else [])]
     rows = [{"aggregator": s.group.aggregator, "attack": s.group.attack, **dict(s.group.setting),
              "seeds": s.seeds, **{f"{m}_mean": _num(s.mean[m]) for m in METRICS},
              **{f"{m}_ci": _num(s.ci[m]) for m in METRICS},
              **{f"{m}_{end}": _num(value) for m in METRICS for end, value in zip(("low", "high"), s.interval(m))},
              "aggregator_canonical": s.group.identity["aggregator"],
              "attack_canonical": s.group.identity["attack"],
-             **{key: value for q in backdoor for key, value in _quantity(s, q).items()}} for s in summaries]
+             **{key: value for q in backdoor for key, value in _quantity(s, q).items()},
+             **({"epsilon_mean": _num(final_epsilon(s))} if private else {})} for s in summaries]
     return columns, rows
 
 

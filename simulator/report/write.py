@@ -7,15 +7,18 @@ links to exist whenever it does.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from experiments.tools import UserException
 from simulator.report.backdoor import section as backdoor_section
+from simulator.report import decentralised
 from simulator.report.figures import FORMATS, save_figure
 from simulator.report.load import load
 from simulator.report.page import render
 from simulator.report.plots import plots
+from simulator.report.privacy import section as privacy_section
 from simulator.report.selection import select as select_values
 from simulator.report.stats import METRICS, summarise, worst_cases
 from simulator.report.tables import selection_rows, summary_rows, worst_case_rows
@@ -64,14 +67,18 @@ def write_report(folder: str | Path, output: str | Path | None = None, *, select
         tables[WORST_ASR] = worst_case_rows(asr_cases, fields, metric)
     if choices is not None:
         tables[SELECTION] = selection_rows(choices, fields, select, design.order)
+    if decentralised.rows(design) is not None:  # decentralised runs: the nodes' numbers and the graphs
+        tables[decentralised.CSV] = decentralised.rows(design)
     for name, (columns, rows) in tables.items():
         atomic_write(out / name, csv_bytes(columns, rows))
     written = [out / name for name in tables]
     links = []
-    for plot in plots(design, summaries, cases, metric, diagnostics=diagnostics):
+    for plot in chain(plots(design, summaries, cases, metric, diagnostics=diagnostics), decentralised.plots(design)):
         written += save_figure(plot.figure, out / FIGURES / plot.stem, formats)
         links.append((f"{FIGURES}/{plot.stem}", plot.caption))
     page = render(design, summaries, cases, metric, figures=links, choices=choices, field=select, formats=formats,
-                  backdoor=backdoor_section(summaries, asr_cases, metric, design.order))
+                  backdoor=backdoor_section(summaries, asr_cases, metric, design.order),
+                  privacy=privacy_section(summaries, metric, design.order),
+                  decentralised=decentralised.section(design))
     atomic_write(out / REPORT, page.encode())
     return [*written, out / REPORT]

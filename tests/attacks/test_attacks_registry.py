@@ -11,6 +11,7 @@ EXPECTED = {
     "none", "signflip", "ipm", "alie", "gaussian", "inf", "nan", "zero", "mimic", "bitflip",
     "reverse", "minmax", "minsum", "opt-alie", "opt-ipm", "labelflip", "anticge",
     "badnets", "dba", "targetflip", "edgecase", "model-replacement", "neurotoxin", "fang-krum", "fang-trim",
+    "dissensus",
 }
 TARGETED = {"badnets", "dba", "targetflip", "edgecase", "model-replacement", "neurotoxin"}
 IMAGES = torch.zeros(10, 1, 28, 28), torch.arange(10)  # a stand-in data set with one image of each class

@@ -22,6 +22,8 @@ SLOW = {
     "entry_points.py": ["--rounds", "1"],
     "fused.py": ["--sizes", "10:5000", "--repeats", "1"],
     "demo.py": ["--rounds", "1"],
+    "privacy.py": ["--quick", "--n", "3", "--b", "4", "--threads", "1"],
+    "decentralised.py": ["--quick", "--nodes", "16", "--repeats", "1", "--rules", "gossip", "krum", "--threads", "1"],
 }
 
 

@@ -32,6 +32,7 @@ ACCEPTED = {
     ("targetflip", "source"): {0}, ("targetflip", "target"): {0}, ("edgecase", "source"): {0},
     ("edgecase", "target"): {0},
     ("fang-krum", "spread"): {0.0},  # exact copies of the crafted vector
+    ("dissensus", "epsilon"): {0.0},  # send each target its own model: no pull
     **{(name, key): {0} for name in ("model-replacement", "neurotoxin") for key in ("target", "row", "column")},
     ("model-replacement", "value"): {0.0}, ("neurotoxin", "value"): {0.0},  # BadNets' trigger, as badnets
     ("neurotoxin", "ratio"): {0.0},  # no coordinate excluded

@@ -58,13 +58,14 @@ CHANGES = {
     "l2": 1e-4, "clip": 2.0, "heterogeneity": "gamma(iid_fraction=0.1)", "eval_every": 25, "seed": 2,
     "device": "cuda", "engine": "vmap(chunk_size=3)", "execution": "torchrun(byzantine=ranks)",
     "validation_split": 0.2, "local_steps": 3, "local_lr": 0.05, "local_momentum": 0.5, "local_batches": "same",
-    "clients": 30, "known_f": True, "server_opt": "yogi(beta1=0.8,beta2=0.9,tau=0.01)",
+    "clients": 30, "known_f": True, "server_opt": "yogi(beta1=0.8,beta2=0.9,tau=0.01)", "topology": "ring",
+    "privacy": "dpsgd(sigma=2.0)",
 }
 # Fields read only under another setting, with the base config that activates them.
 MODE_CHANGES = {
     "momentum_at": (dict(momentum=0.9), "worker"), "dampening": (dict(momentum=0.9), 0.5),
     "nesterov": (dict(momentum=0.9), True), "clients_per_round": (dict(clients=30), 12),
-    "participation": (dict(clients=30), 0.5),
+    "participation": (dict(clients=30), 0.5), "eval_nodes": (dict(topology="ring"), 3),
 }
 BASES = {}
 

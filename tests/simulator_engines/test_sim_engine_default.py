@@ -148,3 +148,21 @@ def test_a_grid_keeps_the_records_its_cells_made_under_auto(grid, tmp_path, fini
     recorded = finished_run(dataclasses.replace(twin(grid.configs[1]), output=str(records)), [0.2, 0.6])
     kept = keep_previous_runs(grid.configs, records=[records])
     assert [c.engine for c in kept] == ["fastest", "auto"] and kept[1].run_id() == recorded.name
+
+
+class Residual(nn.Module):
+    """A residual block: the grouped engine takes it through a traced graph, `fastest` does not (no faster)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 1, 3, padding=1), nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(torch.relu(self.conv(x)) + x, 1))
+
+
+def test_fastest_leaves_the_traced_graph_to_an_explicit_choice(caplog):
+    with caplog.at_level(logging.INFO, logger="byzsim"):
+        engine = make_engine("fastest", Residual(), F.cross_entropy, probe=PROBE)
+    assert engine.name == "vmap" and "traced graph, no faster than vmap" in caplog.text
+    assert make_engine("grouped", Residual(), F.cross_entropy).graph is not None

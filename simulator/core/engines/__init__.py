@@ -129,6 +129,8 @@ def _reason_against(name: str, model, loss_fn: LossFn, chunk_size: int | None, s
     """Why engine ``name`` cannot take the model, or None: structure for grouped, a probe batch for vmap."""
     if name == "grouped":  # the layers, then (with a probe batch) the grouped forward against the model's own
         reason = GroupedEngine.unsupported(module_of(model), loss_fn)
+        if reason is None and not GroupedEngine.sequential(module_of(model)):
+            reason = "its grouped pass would be a traced graph, no faster than vmap (resnet18, benchmarks/step.py)"
         if reason is None and probe is not None:
             reason = GroupedEngine(model, loss_fn, chunk_size=chunk_size, seed=seed).differs(probe[0][:2])
         return reason

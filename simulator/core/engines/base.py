@@ -17,20 +17,38 @@ points), in training mode. Two rules hold for every engine:
   model's device with it inside `torch.random.fork_rng`, and restores the
   global state afterwards, so the same seed gives the same dropout masks and
   the caller's global RNG is never changed. Its state is in `state_dict()`.
+
+`clipped_gradients` is DP-SGD's per-sample form of `gradients` (each sample's
+gradient clipped before the sum), and `local_updates(..., private=...)` takes
+it at every local step; each engine computes it in its own batched way
+(`_clipped_pass`), with the batch-norm buffers untouched (a model with batch
+norm has no per-sample gradients and is refused before, `per_sample_unsupported`).
 """
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from experiments.tools import UserException
 
 __all__ = ["Engine", "LossFn", "module_of", "split_rows", "flat_parameter_names", "seeded_global_rng", "local_step", "chunked",
-           "chunked_local_steps"]
+           "chunked_local_steps", "PrivateSteps", "clip_factors", "per_sample_unsupported"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class PrivateSteps:
+    """DP-SGD at every local step of a federated round (Abadi et al., "Deep Learning with Differential Privacy",
+    CCS 2016, Algorithm 1): the step's gradient is the sum of the batch's per-sample gradients, each clipped to
+    norm ``clip``, plus that step's ``noise``, divided by the batch size; l2, clipping and momentum follow."""
+
+    clip: float
+    noise: torch.Tensor  # [m, K, d]: each client's Gaussian noise at each local step (std sigma clip)
 
 
 class Engine:
@@ -66,6 +84,38 @@ class Engine:
         return self._in_training(self._compute_at, inputs, targets, split_rows(at, self.params),
                                  update_buffers=update_buffers)
 
+    def clipped_gradients(self, inputs: torch.Tensor, targets: torch.Tensor, *, clip: float,
+                          at: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-worker sums of per-sample gradients, each clipped to l2 norm ``clip`` ([k, d], flat order), and
+        mean losses [k]: DP-SGD's sum before its noise (Abadi et al., CCS 2016, Algorithm 1).
+
+        Sample j of worker i contributes g_ij min(1, clip / ||g_ij||), g_ij the gradient of its own loss (not
+        divided by b). ``at`` as in `gradients`. Batch-norm buffers never move (such models are refused).
+        """
+        if inputs.dim() < 2 or targets.dim() < 2 or inputs.shape[:2] != targets.shape[:2]:
+            raise UserException("Engine inputs must be stacked as [workers, batch, ...] with labels [workers, batch].")
+        params = None if at is None else split_rows(at, self.params)
+        return self._in_training(self._clipped, inputs, targets, params, clip=clip)
+
+    def _clipped(self, inputs: torch.Tensor, targets: torch.Tensor, params: list[torch.Tensor] | None, *,
+                 clip: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`clipped_gradients`, a chunk of workers at a time (`chunked`) through `_clipped_pass`."""
+        shared = [p.detach() for p in self.params]
+
+        def rows_of(rows: slice) -> tuple[list[torch.Tensor], torch.Tensor]:
+            own = shared if params is None else [p[rows] for p in params]
+            return self._clipped_pass(own, params is None, inputs[rows], targets[rows], clip)
+
+        return chunked(self, inputs.shape[0], seed, rows_of)
+
+    def _clipped_pass(self, params: list[torch.Tensor], shared: bool, inputs: torch.Tensor, targets: torch.Tensor,
+                      clip: float) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Clipped per-sample sums ([k, *shape] per parameter, flat order) and mean losses [k] of k workers.
+
+        ``params``: the model's parameters ([*shape] each, ``shared``) or each worker's own ([k, *shape]).
+        """
+        raise NotImplementedError
+
     def _in_training(self, compute: Callable, *args, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
         """``compute(*args, **kwargs, seed=...)`` in training mode, with the next seed of the engine's generator."""
         seed = int(torch.randint(2**62, (1,), generator=self.generator))
@@ -86,8 +136,8 @@ class Engine:
         raise NotImplementedError
 
     def local_updates(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float = 0.0,
-                      l2: float = 0.0, clip: float | None = None,
-                      update_buffers: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                      l2: float = 0.0, clip: float | None = None, update_buffers: bool = True,
+                      private: PrivateSteps | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Federated clients' updates: K local SGD steps each from the model's parameters.
 
         ``inputs [m, K, b, *shape]`` and ``targets [m, K, b]`` hold each of m clients'
@@ -97,17 +147,32 @@ class Engine:
         momentum (``v <- momentum * v + g``, started at zero every round). Returns
         the updates w_K - w [m, d] in the order of `model.get()` and each client's
         mean loss over its steps [m]; the model's parameters are left as they
-        were, its batch-norm buffers move as in `gradients`.
+        were, its batch-norm buffers move as in `gradients`. With ``private``, each step's gradient is DP-SGD's
+        (`PrivateSteps`) before the l2 term, ``clip`` and momentum.
         """
         if inputs.dim() < 3 or targets.dim() < 3 or inputs.shape[:3] != targets.shape[:3]:
             raise UserException("Local steps need batches stacked as [clients, steps, batch, ...] with labels "
                                 "[clients, steps, batch].")
+        extra = {} if private is None else {"private": private}
         return self._in_training(self._local, inputs, targets, lr=lr, momentum=momentum, l2=l2, clip=clip,
-                                 update_buffers=update_buffers)
+                                 update_buffers=update_buffers, **extra)
 
     def _local(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float, l2: float,
-               clip: float | None, update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+               clip: float | None, update_buffers: bool, seed: int,
+               private: PrivateSteps | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
+
+    def _private_steps(self, inputs: torch.Tensor, targets: torch.Tensor,
+                       private: PrivateSteps) -> "ClientGradients":
+        """The per-client gradients of `chunked_local_steps` under DP-SGD: clipped sums plus noise, over b."""
+        b = inputs.shape[2]
+
+        def gradients(params: list[torch.Tensor], rows: slice, k: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+            sums, loss = self._clipped_pass(params, False, inputs[rows, k], targets[rows, k], private.clip)
+            noise = split_rows(private.noise[rows, k], self.params)
+            return [(s + z).div_(b) for s, z in zip(sums, noise)], loss
+
+        return gradients
 
     def state_dict(self) -> dict:
         """The generator's state and the chunk size: a resumed run draws the same dropout masks in the same chunks."""
@@ -257,3 +322,16 @@ def chunked_local_steps(engine: "Engine", inputs: torch.Tensor, gradients: Clien
         return [p - p0 for p, p0 in zip(params, start)], losses / steps
 
     return chunked(engine, inputs.shape[0], seed, updates)
+
+
+def clip_factors(squared_norms: torch.Tensor, clip: float) -> torch.Tensor:
+    """min(1, clip / ||g||) from squared per-sample norms (a zero gradient keeps factor 1; a NaN one gets 0)."""
+    return (clip / squared_norms.sqrt()).clamp(max=1.0).nan_to_num(nan=0.0)
+
+
+def per_sample_unsupported(module: nn.Module) -> str | None:
+    """Why no engine has per-sample gradients of ``module``, or None: batch norm normalises each sample with
+    its batch's statistics, so a sample's gradient depends on the others' and clipping it bounds nothing
+    (Opacus refuses it for the same reason)."""
+    found = sorted({type(m).__name__ for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)})
+    return f"this model has {', '.join(found)}" if found else None

@@ -26,7 +26,9 @@ forward + backward over all samples. Models with other layers (a 1-D batch
 norm, say) are refused at construction with the reason; the loss must take torch's
 ``reduction`` argument (cross-entropy and nll do). The gradients agree with
 the loop engine's to float tolerance (tested), and dropout masks differ from
-the other engines' (as they differ between those).
+the other engines' (as they differ between those). Per-sample clipping
+(DP-SGD) runs the same pass with a tape of each layer's input and output
+(`simulator.core.engines.grouped_private`).
 """
 from __future__ import annotations
 
@@ -37,10 +39,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from experiments.tools import UserException
-from simulator.core.engines.base import (Engine, LossFn, batched_buffers, chunked, chunked_local_steps,
-                                         store_buffer_average)
+from simulator.core.engines.base import (Engine, LossFn, PrivateSteps, batched_buffers, chunked,
+                                         chunked_local_steps, store_buffer_average)
 from simulator.core.engines.grouped_ops import SharedLinear, batch_norm
 from simulator.core.engines.grouped_graph import GraphPass, graph_unsupported
+from simulator.core.engines.grouped_private import IN_PLACE, Tape, clipped_sums
 
 __all__ = ["GroupedEngine", "SUPPORTED"]
 
@@ -90,6 +93,11 @@ class GroupedEngine(Engine):
             return None
         return sequence if isinstance(module, nn.Sequential) else graph
 
+    @staticmethod
+    def sequential(module: nn.Module) -> bool:
+        """Whether ``module`` runs on the sequential grouped pass (not the traced graph of `grouped_graph`)."""
+        return _sequence_unsupported(module) is None
+
     def differs(self, inputs: torch.Tensor) -> str | None:
         """Why this engine's forward pass is not the model's own on ``inputs`` [b, *shape], or None if it is.
 
@@ -125,7 +133,7 @@ class GroupedEngine(Engine):
 
     # ------------------------------------------------------------ forward
     def _forward(self, stacked: list[torch.Tensor], inputs: torch.Tensor, shared: bool,
-                 copies: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+                 copies: dict[str, torch.Tensor] | None = None, tape: Tape | None = None) -> torch.Tensor:
         """Log-probabilities or logits [k, classes, b] of k workers from their parameters (stacked [k, ...]).
 
         ``copies``: the k workers' own copies of the buffers ([k, *shape] views, updated in place by a
@@ -135,9 +143,10 @@ class GroupedEngine(Engine):
         at the model's parameters), so a linear layer is one matrix product over all k b samples and
         only its weight gradient is split by worker (`SharedLinear`); otherwise every worker has its
         own parameters (a federated client's local steps) and a linear layer is a batched product.
+        ``tape``: record each layer with parameters for per-sample clipping (`grouped_private`).
         """
         if self.graph is not None:
-            return self.graph.forward(stacked, inputs, shared, copies, self.module.training)
+            return self.graph.forward(stacked, inputs, shared, copies, self.module.training, tape)
         k, b = inputs.shape[:2]
         if self.dense:  # no convolution: straight to the dense layout
             x, grouped = inputs.reshape(k, b, -1), False
@@ -152,17 +161,19 @@ class GroupedEngine(Engine):
                 x = batch_norm(layer, x, own, [copies[n] for n in names] if copies else None, k)
             elif isinstance(layer, nn.Conv2d):
                 weight, bias = own[0], own[1] if len(own) > 1 else None
-                x = F.conv2d(x, weight.reshape(-1, *weight.shape[2:]), None if bias is None else bias.reshape(-1),
+                z = F.conv2d(x, weight.reshape(-1, *weight.shape[2:]), None if bias is None else bias.reshape(-1),
                              layer.stride, layer.padding, layer.dilation, groups=k)
+                x = z if tape is None else tape.conv(layer, x, z, k, slots)
             elif isinstance(layer, (nn.Flatten, nn.Linear)) and grouped:  # to [k, b, features] or [k, features, b]
                 x, grouped = x.reshape(b, k, -1), False
                 x = x.transpose(0, 1).contiguous() if shared else x.permute(1, 2, 0)
             if isinstance(layer, nn.Linear):
                 weight, bias = own[0], own[1] if len(own) > 1 else None
                 if shared:
-                    x = SharedLinear.apply(x, weight, bias)
+                    z = SharedLinear.apply(x, weight, bias)
                 else:
-                    x = torch.bmm(weight, x) if bias is None else torch.baddbmm(bias.unsqueeze(2), weight, x)
+                    z = torch.bmm(weight, x) if bias is None else torch.baddbmm(bias.unsqueeze(2), weight, x)
+                x = z if tape is None else tape.linear(x, z, b, shared, slots)
             elif isinstance(layer, nn.LogSoftmax):
                 x = F.log_softmax(x, dim=-1 if shared else 1)
             elif not isinstance(layer, (nn.Conv2d, nn.BatchNorm2d, nn.Flatten)):  # ReLU, pooling, dropout
@@ -179,6 +190,24 @@ class GroupedEngine(Engine):
             losses = self.loss_fn(outputs, targets, reduction="none").mean(dim=1)
             grads = torch.autograd.grad(losses.sum(), stacked)
         return list(grads), losses.detach()
+
+    def _clipped_pass(self, params: list[torch.Tensor], shared: bool, inputs: torch.Tensor, targets: torch.Tensor,
+                      clip: float) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The taped grouped pass with detached parameters, then the clipped sums (`grouped_private`)."""
+        self._verify(inputs[0])
+        k = inputs.shape[0]
+        stacked = [p.detach().expand(k, *p.shape) if shared else p.detach() for p in params]
+        tape = Tape(copy=any(getattr(m, "inplace", False) for m in self.module.modules()))
+        with torch.enable_grad():
+            try:
+                outputs = self._forward(stacked, inputs, shared, None, tape)
+            except RuntimeError as error:  # an in-place operation on the first layer's output (a leaf here)
+                if "in-place" not in str(error):
+                    raise
+                raise UserException(IN_PLACE) from None
+            losses = self.loss_fn(outputs, targets, reduction="none")  # [k, b]: each sample's own loss
+            sums = clipped_sums(tape, losses, self.params, clip)
+        return sums, losses.detach().mean(dim=1)
 
     # ------------------------------------------------------------ engine
     def _compute(self, inputs: torch.Tensor, targets: torch.Tensor, *, update_buffers: bool,
@@ -204,13 +233,16 @@ class GroupedEngine(Engine):
         return _kept(self, buffers, update_buffers, chunked(self, inputs.shape[0], seed, gradients))
 
     def _local(self, inputs: torch.Tensor, targets: torch.Tensor, *, lr: float, momentum: float, l2: float,
-               clip: float | None, update_buffers: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+               clip: float | None, update_buffers: bool, seed: int,
+               private: PrivateSteps | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         self._verify(inputs[0, 0])
         buffers = batched_buffers(self.module, inputs.shape[0])  # a client's copy moves at each of its steps
 
-        def gradients(params: list[torch.Tensor], rows: slice, k: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        def plain(params: list[torch.Tensor], rows: slice, k: int) -> tuple[list[torch.Tensor], torch.Tensor]:
             leaves = [p.detach().requires_grad_() for p in params]  # the same storage as params
             return self._per_worker(leaves, inputs[rows, k], targets[rows, k], _rows(buffers, rows))
+
+        gradients = plain if private is None else self._private_steps(inputs, targets, private)
 
         return _kept(self, buffers, update_buffers, chunked_local_steps(self, inputs, gradients, lr=lr,
                                                                         momentum=momentum, l2=l2, clip=clip, seed=seed))

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from simulator.core.engines.grouped_ops import SharedLinear, batch_norm
+from simulator.core.engines.grouped_private import Tape
 
 __all__ = ["GraphPass", "graph_unsupported"]
 
@@ -100,11 +101,12 @@ class GraphPass:
                 self.layers.append(grouped)
 
     def forward(self, stacked: list[torch.Tensor], inputs: torch.Tensor, shared: bool,
-                copies: dict[str, torch.Tensor] | None, training: bool) -> torch.Tensor:
-        """Outputs [k, classes, b] of k workers (parameters stacked [k, ...]) on their batches [k, b, *shape]."""
+                copies: dict[str, torch.Tensor] | None, training: bool, tape: Tape | None = None) -> torch.Tensor:
+        """Outputs [k, classes, b] of k workers (parameters stacked [k, ...]) on their batches [k, b, *shape];
+        ``tape`` records the grouped layers for per-sample clipping."""
         k, b = inputs.shape[:2]
         for layer in self.layers:
-            layer.bind(stacked, copies, k, shared)
+            layer.bind(stacked, copies, k, shared, tape)
         self.graph.train(training)
         x = inputs.transpose(0, 1).reshape(b, k * inputs.shape[2], *inputs.shape[3:])
         if x.dim() == 4:  # channels-last, as in the sequential pass
@@ -127,26 +129,30 @@ class _Grouped(nn.Module):
         self.bind(None, None, 0, False)
 
     def bind(self, stacked: list[torch.Tensor] | None, copies: dict[str, torch.Tensor] | None, k: int,
-             shared: bool) -> None:
+             shared: bool, tape: Tape | None = None) -> None:
         """The workers' stacked parameters and buffer copies of the coming forward pass (None: forget them)."""
         self.own = [stacked[i] for i in self.slots] if stacked is not None else []
         self.copies = [copies[n] for n in self.buffer_names] if copies else None
-        self.k, self.shared = k, shared
+        self.k, self.shared, self.tape = k, shared, tape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layer, k, own = self.original[0], self.k, self.own
         if isinstance(layer, nn.Conv2d):
             weight, bias = own[0], own[1] if len(own) > 1 else None
-            return F.conv2d(x, weight.reshape(-1, *weight.shape[2:]), None if bias is None else bias.reshape(-1),
-                            layer.stride, layer.padding, layer.dilation, groups=k * layer.groups)
+            z = F.conv2d(x, weight.reshape(-1, *weight.shape[2:]), None if bias is None else bias.reshape(-1),
+                         layer.stride, layer.padding, layer.dilation, groups=k * layer.groups)
+            return z if self.tape is None else self.tape.conv(layer, x, z, k, self.slots)
         if isinstance(layer, nn.BatchNorm2d):  # the original's mode is the engine module's: train or eval
             return batch_norm(layer, x, own, self.copies, k)
         weight, bias = own[0], own[1] if len(own) > 1 else None  # Linear: [..., k F] as k workers' features
         lead = x.shape[:-1]
         per_worker = x.reshape(-1, k, x.shape[-1] // k).transpose(0, 1)  # [k, N, F]
         if self.shared:
-            out = SharedLinear.apply(per_worker.contiguous(), weight, bias)
+            per_worker = per_worker.contiguous()
+            out = SharedLinear.apply(per_worker, weight, bias)
         else:
             out = torch.bmm(per_worker, weight.transpose(1, 2))
             out = out if bias is None else out + bias.unsqueeze(1)
+        if self.tape is not None:  # [k, b T, F] -> [k, b T, O], T the positions of each sample
+            out = self.tape.linear(per_worker, out, x.shape[0], True, self.slots)
         return out.transpose(0, 1).reshape(*lead, -1)
