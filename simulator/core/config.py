@@ -33,6 +33,7 @@ from experiments.tools import UnavailableException, UserException, did_you_mean
 from simulator.core import identity as _identity
 from simulator.core.decentralised.gossip import gossip_rule
 from simulator.core.decentralised.topologies import TOPOLOGIES
+from simulator.core.config_checks import ranges, relations
 from simulator.core.decentralised import checks as decentralised_checks
 from simulator.core.engines import ENGINES
 from simulator.core.execution import EXECUTIONS
@@ -94,12 +95,6 @@ def _named(spec: str, kind: str) -> Named:
 def _f(default: Any, help: str, within: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
     """A dataclass field carrying its CLI help text and its range: an interval (``"[0, 1)"``) or choices."""
     return field(default=default, metadata={"help": help, "within": within, "choices": choices})
-
-
-def _outside(value: Any, within: str) -> bool:
-    """Whether a number lies outside an interval written ``[low, high)`` (``inf`` allowed)."""
-    low, high = (float(x) for x in within[1:-1].split(","))
-    return value < low or value > high or (within[0] == "(" and value == low) or (within[-1] == ")" and value == high)
 
 
 @dataclass
@@ -343,7 +338,7 @@ class Config:
         _check_types(self)
         if self.dataset_name not in datasets.REGISTRY:  # before anything needs its default model or its files
             raise UnavailableException("dataset", self.dataset_name, datasets.names())
-        for ok, message in _ranges(self) + _relations(self):
+        for ok, message in ranges(self) + relations(self):
             if not ok:
                 raise UserException(f"Invalid configuration: {message}.")
         try:
@@ -359,48 +354,6 @@ class Config:
             raise UserException(f"Invalid configuration: output {self.output!r} exists and is not a folder.")
         self.__dict__["_valid"] = True
         return self
-
-
-def _ranges(c: Config) -> list[tuple[bool, str]]:
-    """Every field within the range or among the choices declared with it."""
-    checks = []
-    for f in dataclasses.fields(c):
-        value, within, choices = getattr(c, f.name), f.metadata["within"], f.metadata["choices"]
-        if within and value is not None:
-            wanted = {"(0, inf)": "positive", "[0, inf)": "non-negative", "[1, inf)": "at least 1"}.get(
-                within, f"in {within}")
-            checks.append((not _outside(value, within), f"{f.name} must be {wanted}, got {value}"))
-        if choices:
-            checks.append((value in choices, f"{f.name} must be one of {', '.join(map(str, choices))}, got {value!r}"))
-    return checks
-
-
-def _relations(c: Config) -> list[tuple[bool, str]]:
-    """What holds between fields: workers and attackers, the pool, momentum and the server optimiser."""
-    where = "clients" if c.clients is not None else "nb_workers"
-    return [
-        (c.nb_decl_byz < c.per_round,
-         f"nb_decl_byz ({c.nb_decl_byz}) must be below the {c.per_round} workers of a step"),
-        (c.real_byz < c.pool, f"the real number of Byzantine workers ({c.real_byz}) must be below {where} ({c.pool})"),
-        (getattr(c.parts["lr_schedule"], "final_lr", 0) <= c.lr, "the schedule's final_lr must be at most lr"),
-        (not c.nesterov or c.momentum > 0, "nesterov needs a positive momentum"),
-        (c.nesterov is not True or c.momentum_at != "server",
-         'momentum at server has no torch-form Nesterov: use nesterov = "lookahead"'),
-        (c.nesterov != LOOKAHEAD or not (c.federated or c.parts["execution"].distributed),
-         "look-ahead Nesterov takes one-gradient steps in one process (no federated rounds, no torchrun)"),
-        (c.clients is not None or (c.clients_per_round is None and c.participation is None),
-         "clients_per_round and participation need a pool: set clients"),
-        (c.clients_per_round is None or c.participation is None, "give clients_per_round or participation, not both"),
-        (c.clients_per_round is None or c.clients_per_round <= c.pool,
-         f"clients_per_round must be in [1, clients] (clients = {c.pool})"),
-        (c.parts["server_opt"].name == "sgd" or c.momentum == 0 or c.momentum_at == "worker",
-         "adam and yogi keep their own moments: with server_opt adam or yogi, place momentum at the workers"),
-        (not c.federated or not c.parts["execution"].distributed,
-         "torchrun execution runs one-gradient steps; federated rounds run in one process"),
-        (c.privacy == DEFAULTS["privacy"] or not c.parts["execution"].distributed,
-         "privacy runs in one process (local execution), not under torchrun"),
-        *c.parts["privacy"].relations(c),
-    ]
 
 
 DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(Config)}  # every field's default
