@@ -26,9 +26,10 @@ decorated with ``@register("name")``.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 
@@ -103,6 +104,24 @@ class Privacy(Plugin):
 
     def start(self, setup: Setup) -> Mechanism | None:
         return None
+
+
+class GaussianPrivacy(Privacy):
+    """What both Gaussian mechanisms take: the clip norm C, the noise multiplier sigma (or a target epsilon, from
+    which sigma is calibrated before the run), delta, and Opacus's accountant."""
+
+    clip: float = 1.0
+    sigma: float = 1.0
+    delta: float = 1e-5
+    epsilon: float | None = None  # a target: sigma is calibrated before the run
+    accountant: Literal["prv", "rdp"] = "prv"
+
+    def validate(self) -> None:
+        self.need(0 < self.clip < math.inf, "clip > 0 (finite)")
+        self.need(0 < self.sigma < math.inf, "sigma > 0 (finite)")
+        self.need(0 < self.delta < 1, "0 < delta < 1")
+        self.need(self.epsilon is None or 0 < self.epsilon < math.inf, "epsilon > 0 (finite)")
+        self.need(self.epsilon is None or "sigma" not in self._given, "sigma or a target epsilon, not both")
 
 
 PRIVACY: Registry[type[Privacy]] = Registry("privacy mechanism", packages=("simulator.core.privacy",))

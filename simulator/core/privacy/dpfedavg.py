@@ -38,13 +38,13 @@ experiment: give delta below 1/N for pools of 10^5 clients or more.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 
 from experiments.tools import UserException
 from simulator.core.engines.base import clip_factors
-from simulator.core.privacy import Mechanism, Privacy, Setup, register
+from simulator.core.privacy import GaussianPrivacy, Mechanism, Setup, register
 from simulator.core.privacy.accounting import Accountant, calibrate
 
 if TYPE_CHECKING:
@@ -61,25 +61,17 @@ def update_noise(z: float, count_std: float) -> float:
 
 
 @register("dpfedavg")
-class DPFedAvg(Privacy):
+class DPFedAvg(GaussianPrivacy):
     """user-level DP at the server: client updates clipped, Gaussian noise on the aggregate (McMahan et al. 2018; adaptive clipping, Andrew et al. 2021)"""
 
     clip: float = 0.1
-    sigma: float = 1.0
-    delta: float = 1e-5
-    epsilon: float | None = None  # a target: sigma is calibrated before the run
-    accountant: Literal["prv", "rdp"] = "prv"
     adaptive: bool = False
     quantile: float = 0.5
     clip_lr: float = 0.2
     count_std: float | None = None  # default m / 20
 
     def validate(self) -> None:
-        self.need(0 < self.clip < math.inf, "clip > 0 (finite)")
-        self.need(0 < self.sigma < math.inf, "sigma > 0 (finite)")
-        self.need(0 < self.delta < 1, "0 < delta < 1")
-        self.need(self.epsilon is None or 0 < self.epsilon < math.inf, "epsilon > 0 (finite)")
-        self.need(self.epsilon is None or "sigma" not in self._given, "sigma or a target epsilon, not both")
+        super().validate()
         self.need(0 < self.quantile < 1, "0 < quantile < 1")
         self.need(0 < self.clip_lr < math.inf, "clip_lr > 0 (finite)")
         self.need(self.count_std is None or 0 < self.count_std < math.inf, "count_std > 0 (finite)")

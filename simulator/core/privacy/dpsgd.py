@@ -30,7 +30,6 @@ al. also take delta = 1e-5, Section 5); the ``prv`` accountant is Opacus's
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
@@ -39,7 +38,7 @@ import torch
 from experiments.tools import UserException
 from simulator.core.engines import Engine
 from simulator.core.engines.base import PrivateSteps, per_sample_unsupported
-from simulator.core.privacy import Mechanism, Privacy, Setup, register
+from simulator.core.privacy import GaussianPrivacy, Mechanism, Setup, register
 from simulator.core.privacy.accounting import Accountant, calibrate
 
 if TYPE_CHECKING:
@@ -74,23 +73,11 @@ class PerSample:
 
 
 @register("dpsgd")
-class DPSGD(Privacy):
+class DPSGD(GaussianPrivacy):
     """local DP-SGD at every honest worker: per-sample clipping, Gaussian noise before anything is sent (Abadi et al. 2016)"""
 
-    clip: float = 1.0
-    sigma: float = 1.0
-    delta: float = 1e-5
-    epsilon: float | None = None  # a target: sigma is calibrated before the run
-    accountant: Literal["prv", "rdp"] = "prv"
     attack_sees: Literal["noisy", "clean"] = "noisy"
     per_sample = True
-
-    def validate(self) -> None:
-        self.need(0 < self.clip < math.inf, "clip > 0 (finite)")
-        self.need(0 < self.sigma < math.inf, "sigma > 0 (finite)")
-        self.need(0 < self.delta < 1, "0 < delta < 1")
-        self.need(self.epsilon is None or 0 < self.epsilon < math.inf, "epsilon > 0 (finite)")
-        self.need(self.epsilon is None or "sigma" not in self._given, "sigma or a target epsilon, not both")
 
     def relations(self, c: "Config") -> list[tuple[bool, str]]:
         clean = self.attack_sees == "clean"
