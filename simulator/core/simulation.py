@@ -340,24 +340,41 @@ class Simulation:
     def state_dict(self) -> dict:
         """Everything needed to continue exactly where the run stands."""
         return {
-            "t": self.t,
-            "module": {k: v.clone() for k, v in self.model.module.state_dict().items()},
-            "momentum": self.momentum.state_dict(),
-            **self.workers.state_dict(),  # engine_name, engine, sampler, byzantine_sampler
+            **self._shared_state(),
             "aggregator": self.aggregator.state_dict(),
             "rounds": self.rounds.state_dict(),
-            "attack": self.attack.state_dict(),
-            "attack_generator": self.attack_generator.get_state(),
-            **({"evaluation_flips": self.evaluation_flips.get_state()} if self.evaluation_flips is not None else {}),
             "participants": self.participants.state_dict(),
             "server": self.server.state_dict(),
             "previous_aggregate": self.previous_aggregate,
-            "metrics": list(self.metrics),
-            "evaluations": list(self.evaluations),
             **({"privacy": self.privacy.state_dict()} if self.privacy is not None else {}),
         }
 
     def load_state_dict(self, state: dict) -> None:
+        self._load_shared_state(state)
+        self.aggregator.load_state_dict(state["aggregator"])
+        self.rounds.load_state_dict(state.get("rounds", {}))  # absent from checkpoints before rules were told rounds
+        self.participants.load_state_dict(state.get("participants", {}))  # absent from checkpoints before pools
+        self.server.load_state_dict(state.get("server", {}))
+        self.previous_aggregate = state.get("previous_aggregate")  # absent from checkpoints before it was kept
+        if self.privacy is not None:  # the accountant's history and the noise generator
+            self.privacy.load_state_dict(state["privacy"])
+
+    def _shared_state(self) -> dict:
+        """The state every setting checkpoints: step, module, momentum, workers, attack, flips and the rows so far."""
+        return {
+            "t": self.t,
+            "module": {k: v.clone() for k, v in self.model.module.state_dict().items()},
+            "momentum": self.momentum.state_dict(),
+            **self.workers.state_dict(),  # engine_name, engine, sampler, byzantine_sampler
+            "attack": self.attack.state_dict(),
+            "attack_generator": self.attack_generator.get_state(),
+            **({"evaluation_flips": self.evaluation_flips.get_state()} if self.evaluation_flips is not None else {}),
+            "metrics": list(self.metrics),
+            "evaluations": list(self.evaluations),
+        }
+
+    def _load_shared_state(self, state: dict) -> None:
+        """Restore what `_shared_state` holds; a checkpoint of another engine is refused."""
         if state["engine_name"] != self.workers.name:
             raise UserException(f"This checkpoint was written by the {state['engine_name']!r} engine, "
                                 f"not {self.workers.name!r}; a run never resumes under another engine.")
@@ -365,16 +382,9 @@ class Simulation:
         self.model.module.load_state_dict(state["module"])
         self.momentum.load_state_dict(state["momentum"])
         self.workers.load_state_dict(state)
-        self.aggregator.load_state_dict(state["aggregator"])
-        self.rounds.load_state_dict(state.get("rounds", {}))  # absent from checkpoints before rules were told rounds
         self.attack.load_state_dict(state["attack"])
         self.attack_generator.set_state(state["attack_generator"])
         if self.evaluation_flips is not None:
             self.evaluation_flips.set_state(state["evaluation_flips"])
-        self.participants.load_state_dict(state.get("participants", {}))  # absent from checkpoints before pools
-        self.server.load_state_dict(state.get("server", {}))
-        self.previous_aggregate = state.get("previous_aggregate")  # absent from checkpoints before it was kept
         self.metrics = list(state["metrics"])
         self.evaluations = list(state["evaluations"])
-        if self.privacy is not None:  # the accountant's history and the noise generator
-            self.privacy.load_state_dict(state["privacy"])

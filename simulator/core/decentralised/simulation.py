@@ -280,34 +280,20 @@ class Decentralised(Simulation):
     # ------------------------------------------------------------ checkpoint
     def state_dict(self) -> dict:
         return {
-            "t": self.t,
-            "module": {k: v.clone() for k, v in self.model.module.state_dict().items()},
+            **self._shared_state(),
             "models": self.models.clone(),
             "byzantine_models": None if self.byzantine_models is None else self.byzantine_models.clone(),
-            "momentum": self.momentum.state_dict(),
-            **self.workers.state_dict(),
             "rule": self.neighbourhood.state_dict() if self.neighbourhood is not None else {},
-            "attack": self.attack.state_dict(),
-            "attack_generator": self.attack_generator.get_state(),
-            **({"evaluation_flips": self.evaluation_flips.get_state()} if self.evaluation_flips is not None else {}),
             "topology_generator": self.topology_generator.get_state(),
             "graph": {"adjacent": self.graph.adjacent.clone(), "byzantine": self.graph.byzantine.clone()},
-            "metrics": list(self.metrics),
-            "evaluations": list(self.evaluations),
         }
 
     def load_state_dict(self, state: dict) -> None:
-        if state["engine_name"] != self.workers.name:
-            raise UserException(f"This checkpoint was written by the {state['engine_name']!r} engine, "
-                                f"not {self.workers.name!r}; a run never resumes under another engine.")
-        self.t = state["t"]
-        self.model.module.load_state_dict(state["module"])
+        self._load_shared_state(state)
         self.models = state["models"].to(self.device)
         self.average = None
         if state["byzantine_models"] is not None:
             self.byzantine_models = state["byzantine_models"].to(self.device)
-        self.momentum.load_state_dict(state["momentum"])
-        self.workers.load_state_dict(state)
         self.topology_generator.set_state(state["topology_generator"])
         graph = state["graph"]
         if not torch.equal(graph["adjacent"], self.graph.adjacent):  # a redrawn graph: the last round's
@@ -315,12 +301,6 @@ class Decentralised(Simulation):
                             self.topology.mixing(graph["adjacent"], graph["byzantine"])))
         if self.neighbourhood is not None:
             self.neighbourhood.load_state_dict(state["rule"])
-        self.attack.load_state_dict(state["attack"])
-        self.attack_generator.set_state(state["attack_generator"])
-        if self.evaluation_flips is not None:
-            self.evaluation_flips.set_state(state["evaluation_flips"])
-        self.metrics = list(state["metrics"])
-        self.evaluations = list(state["evaluations"])
 
 
 class _StandIn:
