@@ -15,6 +15,7 @@ FITTING = {
     "torus": (12, 2), "torus(rows=3)": (15, 0), "erdos-renyi(p=0.6)": (10, 2), "erdos-renyi(p=0.7,redraw=true)": (9, 1),
     "regular(k=4)": (10, 2), "twocliques": (8, 0), "twocliques(between=2)": (10, 1), "byzantine-bridge": (12, 1),
     "byzantine-bridge(delta=0.5)": (15, 2), "dumbbell": (12, 2), "dumbbell(random_edges=2)": (14, 2),
+    "byzantine-ring": (15, 10), "byzantine-ring(leaves=1,lazy=true)": (16, 11),
 }
 
 
@@ -75,6 +76,22 @@ def test_the_bridge_delta_scales_only_the_byzantine_weight():
     assert full.spectral_gap == pytest.approx(half.spectral_gap)  # W~ is the same: the weight moved to the diagonal
 
 
+def test_the_byzantine_ring_by_hand():
+    """He et al.'s MaliciousRing, g = 5: every honest node has degree 4 (two ring neighbours, two leaves), so every
+    weight is 1/5 and delta_i = 2/5; an 11th Byzantine node on vertex 0 gives it degree 5, weights 1/6, delta 1/2.
+    Lazy weights: (W + (1 - 1/5) I) / (2 - 1/5), so 1/9 off the diagonal, 5/9 on it."""
+    plain = build("byzantine-ring", 15, 10)
+    assert plain.byzantine_ids.tolist() == list(range(5, 15))
+    assert plain.adjacent[0].nonzero().flatten().tolist() == [1, 4, 5, 10]
+    assert plain.delta.tolist() == pytest.approx([0.4] * 5)
+    lazy = build("byzantine-ring(lazy=true)", 15, 10)
+    assert lazy.weights[0, 1].item() == pytest.approx(1 / 9) and lazy.weights[0, 0].item() == pytest.approx(5 / 9)
+    assert lazy.delta.tolist() == pytest.approx([2 / 9] * 5)
+    majority = build("byzantine-ring", 16, 11)
+    assert majority.byzantine_neighbours.tolist() == [3, 2, 2, 2, 2]
+    assert majority.delta[0].item() == pytest.approx(0.5) and majority.weights[0, 0].item() == pytest.approx(1 / 6)
+
+
 def test_a_byzantine_cut_disconnects_the_honest_nodes():
     assert build("chain(byzantine=[2])", 5, 1).honest_components == 2
     assert build("chain(byzantine=[0])", 5, 1).honest_components == 1
@@ -98,7 +115,7 @@ def test_regular_graphs_are_regular():
     ("torus", 13, 0, "rows x cols"), ("torus(rows=4)", 10, 0, "4 x cols"), ("ring", 2, 0, "at least 3"),
     ("regular(k=3)", 7, 0, "n k even"), ("twocliques", 7, 0, "n = 2 c"), ("dumbbell", 12, 1, "even b"),
     ("byzantine-bridge", 10, 3, "cliques of m >= b"), ("ring(byzantine=[1])", 6, 2, "places 1 Byzantine"),
-    ("ring(byzantine=[9])", 6, 1, "vertex 9"),
+    ("ring(byzantine=[9])", 6, 1, "vertex 9"), ("byzantine-ring", 15, 9, "b >= leaves g"),
 ])
 def test_a_topology_that_does_not_fit_the_nodes_is_one_line(spec, n, b, words):
     with pytest.raises(UserException, match=words) as err:

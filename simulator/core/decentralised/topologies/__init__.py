@@ -26,7 +26,7 @@ from experiments.registry import Registry
 from experiments.tools import UserException
 from simulator.core.decentralised.graph import Graph, adjacency, metropolis
 
-__all__ = ["TOPOLOGIES", "Topology", "Placed", "register"]
+__all__ = ["TOPOLOGIES", "Topology", "Placed", "Fixed", "register"]
 
 
 class Topology(Plugin):
@@ -93,6 +93,16 @@ class Placed(Topology):
             chosen = torch.randperm(n, generator=generator)[:b]
         mask = torch.zeros(n, dtype=torch.bool)
         mask[chosen] = True
+        return mask
+
+
+class Fixed(Topology):
+    """A topology built around its Byzantine nodes (the papers' bridge, dumbbell, ring with leaves): they are the
+    last b vertices."""
+
+    def place(self, adjacent: torch.Tensor, b: int, generator: torch.Generator) -> torch.Tensor:
+        mask = torch.zeros(adjacent.shape[0], dtype=torch.bool)
+        mask[adjacent.shape[0] - b:] = True
         return mask
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import torch
 
-from simulator.core.decentralised.topologies import Topology, register
+from simulator.core.decentralised.topologies import Fixed, register
 
 
 @register("byzantine-bridge")
-class ByzantineBridge(Topology):
+class ByzantineBridge(Fixed):
     """Two cliques of m honest nodes joined through an honest bridge node whose b neighbours are Byzantine"""
 
     delta: float = 1.0
@@ -33,10 +33,6 @@ class ByzantineBridge(Topology):
         cliques = [(i + shift, j + shift) for shift in (0, m) for i in range(m) for j in range(i + 1, m)]
         return cliques + [(0, 2 * m), (2 * m - 1, 2 * m)] + [(2 * m, 2 * m + 1 + i) for i in range(b)]
 
-    def place(self, adjacent: torch.Tensor, b: int, generator: torch.Generator) -> torch.Tensor:
-        mask = torch.zeros(adjacent.shape[0], dtype=torch.bool)
-        mask[adjacent.shape[0] - b:] = True
-        return mask
 
     def mixing(self, adjacent: torch.Tensor, byzantine: torch.Tensor) -> torch.Tensor:
         weights = super().mixing(adjacent, byzantine)

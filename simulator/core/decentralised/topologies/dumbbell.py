@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import torch
 
-from simulator.core.decentralised.topologies import Topology, register
+from simulator.core.decentralised.topologies import Fixed, register
 
 
 @register("dumbbell")
-class Dumbbell(Topology):
+class Dumbbell(Fixed):
     """Two honest cliques joined by one edge, b/2 Byzantine nodes on each of its ends; plus random_edges"""
 
     random_edges: int = 0
@@ -34,8 +34,3 @@ class Dumbbell(Topology):
         out += [(2 * q - 1, 2 * q + half + i) for i in range(half)]
         ends = torch.randint(q, (self.random_edges, 2), generator=generator)
         return out + [(int(i), q + int(j)) for i, j in ends]
-
-    def place(self, adjacent: torch.Tensor, b: int, generator: torch.Generator) -> torch.Tensor:
-        mask = torch.zeros(adjacent.shape[0], dtype=torch.bool)
-        mask[adjacent.shape[0] - b:] = True
-        return mask
