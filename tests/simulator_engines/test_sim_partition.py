@@ -30,8 +30,9 @@ def classes_per_worker(labels: torch.Tensor, parts: list[torch.Tensor]) -> list[
 @given(mode=st.sampled_from(sorted(MODES)), n=st.integers(1, 30), size=st.integers(30, 300),
        classes=st.integers(1, 12), seed=st.integers(0, 2**31))
 def test_every_mode_gives_each_worker_a_disjoint_nonempty_share_of_the_whole_set(mode, n, size, classes, seed):
-    assume(mode != "dirichlet" or size >= 5 * n)  # tiny sets can leave a Dirichlet worker empty (tested below)
+    assume(mode not in ("dirichlet", "groups") or size >= 5 * n)  # tiny sets can leave a worker empty (tested below)
     labels = torch.randint(classes, (size,), generator=torch.Generator().manual_seed(seed))
+    assume(mode != "groups" or min(n, len(labels.unique())) >= 2)  # two groups of workers and of classes
     parts = split("dirichlet(alpha=10.0)" if mode == "dirichlet" else MODES[mode], labels, n, seed)
     assert len(parts) == n
     assert all(p.dtype == torch.int64 and p.numel() > 0 for p in parts)
@@ -76,6 +77,20 @@ def test_gamma_gives_each_worker_a_fraction_gamma_of_iid_samples():
     assert 20 <= foreign <= 30  # 30 iid samples, of which about 9/10 are not class 0
 
 
+def test_groups_give_each_group_of_workers_its_group_of_classes_iid():
+    """He et al.'s dumbbell split: workers 0-4 share classes 0-4, workers 5-9 classes 5-9, every worker all five."""
+    labels = balanced()
+    parts = split("groups", labels, 10)
+    assert [sorted(labels[p].unique().tolist()) for p in parts] == [[0, 1, 2, 3, 4]] * 5 + [[5, 6, 7, 8, 9]] * 5
+    assert [len(p) for p in parts] == [100] * 10
+    counts = torch.stack([torch.bincount(labels[p], minlength=10) for p in parts]).float()
+    assert counts[:5, :5].std() < 6 and counts[5:, 5:].std() < 6  # about 20 of each class: shuffled, not sorted
+    uneven = split("groups(k=3)", labels, 7)  # classes 0-3 | 4-6 | 7-9 to workers 0-2 | 3-4 | 5-6
+    assert [sorted(labels[p].unique().tolist()) for p in uneven] == [[0, 1, 2, 3]] * 3 + [[4, 5, 6]] * 2 + [[7, 8, 9]] * 2
+    with pytest.raises(UserException, match="at least k = 3 workers and classes, got 2 workers"):
+        split("groups(k=3)", labels, 2)
+
+
 def test_dirichlet_skew_grows_as_alpha_shrinks():
     labels = balanced(10, 200)
 
@@ -89,7 +104,7 @@ def test_dirichlet_skew_grows_as_alpha_shrinks():
 
 
 def test_names_and_descriptions():
-    assert HETEROGENEITY.names() == ["dirichlet", "extreme", "gamma", "iid"]
+    assert HETEROGENEITY.names() == ["dirichlet", "extreme", "gamma", "groups", "iid"]
     assert all(HETEROGENEITY.describe(name) for name in HETEROGENEITY.names())
     with pytest.raises(UnavailableException, match="iid"):
         HETEROGENEITY.describe("idd")
@@ -103,6 +118,7 @@ def test_names_and_descriptions():
     ("gamma(iid_fraction=1.5)", r"Heterogeneity 'gamma' needs iid_fraction in \[0, 1\]"),
     ("gamma(iid_fraction=half)", r"Heterogeneity 'gamma': parameter 'iid_fraction' must be a number"),
     ("iid(alpha=0.5)", r"Heterogeneity 'iid' has no parameter 'alpha'; it takes no parameters"),
+    ("groups(k=0)", r"Heterogeneity 'groups' needs k >= 1, got groups\(k=0\)"),
 ])
 def test_bad_modes_and_parameters_raise_one_clear_sentence(spec, message):
     with pytest.raises(UserException, match=message):

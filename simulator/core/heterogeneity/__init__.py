@@ -19,6 +19,9 @@ and an explicit `torch.Generator` to one int64 index tensor per worker
   fraction gamma of the samples is split iid, the remaining samples are sorted
   by label and split into contiguous shards, and worker i gets the i-th share of
   both. 1 is iid, 0 is ``extreme``.
+- ``groups(k=2)`` (`groups`): the classes and the workers each cut into k
+  contiguous groups, every group of workers sharing its group of classes iid
+  (He, Karimireddy & Jaggi 2022's dumbbell split).
 
 Every worker must receive at least one sample; otherwise `UserException`.
 A new mode is one module in this package: a `Heterogeneity` subclass decorated
