@@ -19,6 +19,7 @@ from simulator.core.build import Pair, root_sampler, root_set
 from simulator.core.config import Config
 from simulator.core.engines import Engine
 from simulator.core.federated import Selection
+from simulator.core.weak import weakly
 from simulator.core.workers import LocalSteps, LocalWorkers
 
 __all__ = ["Rounds"]
@@ -29,8 +30,10 @@ class Rounds:
 
     def __init__(self, c: Config, rule: Rule, engine: Engine, train: Pair, num_classes: int,
                  finish: Callable[[torch.Tensor, int, bool], torch.Tensor]) -> None:
-        """``finish(vectors, rows, momentum)`` is what workers apply to their raw vectors (l2, clipping)."""
-        self.config, self.needs, self.finish = c, rule.needed(), finish
+        """``finish(vectors, rows, momentum)``, a method of the simulation, is what workers apply to their raw
+        vectors (l2, clipping); held weakly, so that the simulation and its rounds make no reference cycle (which
+        would keep a finished run's data alive until the garbage collector's next full pass)."""
+        self.config, self.needs, self.finish = c, rule.needed(), weakly(finish)
         if "lr" in self.needs:
             refuse_other_server_steps(c, rule)
         self.server: LocalWorkers | None = None
@@ -51,7 +54,7 @@ class Rounds:
 
     def reference(self, local: LocalSteps | None) -> torch.Tensor:
         """[d]: the server's own update on its next root batch (or batches, one per local step)."""
-        return self.finish(self.server.byzantine(None, None, local), 0, False)[0]
+        return self.finish()(self.server.byzantine(None, None, local), 0, False)[0]
 
     def state_dict(self) -> dict:
         return {"root_sampler": self.server.byzantine_sampler.state_dict()} if self.server is not None else {}

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import multiprocessing
 import signal
 import threading
@@ -233,6 +234,7 @@ def _run_one(payload: dict, loggers: tuple[str, ...] = ()) -> tuple[str, str | N
     config = Config.from_dict(payload)
     try:
         run(config, progress=False, loggers=loggers)
+        gc.collect()  # a run's objects caught in a reference cycle would hold its data until a full pass
         return config.run_id(), None
     except Exception:  # recorded for the user; the grid goes on
         error = traceback.format_exc()

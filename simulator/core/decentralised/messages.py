@@ -31,6 +31,7 @@ import torch
 from attacks.base import Attack, AttackContext, DataAttack
 from simulator.core.decentralised.gossip import weighted_sum
 from simulator.core.decentralised.layout import Layout
+from simulator.core.weak import weakly
 
 __all__ = ["Messages", "NodeRule"]
 
@@ -61,7 +62,8 @@ class Messages:
 
     def __init__(self, attack: Attack, layout: Layout, weighted: bool, node_rule: Callable[[int], NodeRule],
                  generator: torch.Generator, num_classes: int | None) -> None:
-        self.attack, self.layout, self.weighted, self.node_rule = attack, layout, weighted, node_rule
+        self.attack, self.layout, self.weighted = attack, layout, weighted
+        self.node_rule = weakly(node_rule)  # the simulation's method: held weakly, no reference cycle
         self.generator, self.num_classes = generator, num_classes
         self.targets = (layout.f > 0).nonzero().flatten().tolist()
 
@@ -164,6 +166,6 @@ class Messages:
                 raise ValueError("The Byzantine nodes keep no models of their own in this run.")
             return byzantine[senders]
 
-        return AttackContext(nb_workers=int(self.layout.size[node]), decl_f=len(mine), aggregator=self.node_rule(node),
+        return AttackContext(nb_workers=int(self.layout.size[node]), decl_f=len(mine), aggregator=self.node_rule()(node),
                              generator=self.generator, num_classes=self.num_classes, vectors=vectors, step=step,
                              server_lr=lr)
