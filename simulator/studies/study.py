@@ -20,7 +20,8 @@ share out of its interval. Under a targeted attack the same reads take ``of="asr
 or ``of="robust_accuracy"``: the attack success rate or the robust accuracy
 instead of the clean accuracy (`simulator.report.stats.QUANTITIES`), and
 `Results.asr_after` reads a backdoor's durability, its ASR k steps after the
-attack's last attacked step.
+attack's last attacked step. Decentralised runs also take ``of="mean_node_accuracy"``
+or ``of="worst_node_accuracy"``: the honest nodes' own models (`NODE_ACCURACIES`).
 """
 from __future__ import annotations
 
@@ -32,17 +33,18 @@ from typing import Any
 
 import numpy as np
 
-import aggregators
-import attacks
+from simulator.core.config import PARTS
 from simulator.report.load import Group
 from simulator.report.stats import QUANTITIES, Summary, mean_ci, per_seed
 
 __all__ = ["HOLDS", "FAILS", "UNDECIDED", "NOT_COMPARABLE", "SHOWN", "Verdict", "Claim", "Study", "Results",
-           "Estimate", "Tally", "decide", "within", "combine"]
+           "Estimate", "Tally", "NODE_ACCURACIES", "canonical", "decide", "within", "combine"]
 
 HOLDS, FAILS, UNDECIDED, NOT_COMPARABLE = "holds", "does not hold", "undecided", "not comparable"
 SHOWN = ("final", "best")  # accuracies every claims table shows beside the study's own (a late collapse shows)
 
+NODE_ACCURACIES = ("mean_node_accuracy", "worst_node_accuracy")  # decentralised runs' curves of the nodes' models
+CURVES = QUANTITIES + NODE_ACCURACIES  # what ``of`` may read
 Quantity = str | Callable[[np.ndarray], np.ndarray]  # a metric name, or [seeds, evaluations] -> one value a seed
 
 
@@ -234,7 +236,7 @@ class Results:
 
     def rows(self, **where: Any) -> list[Summary]:
         """The groups matching every ``field=value`` (aggregator and attack by any spec of the same rule)."""
-        where = {k: _canonical(k, v) for k, v in where.items()}
+        where = {k: canonical(k, v) for k, v in where.items()}
         return [s for s in self.summaries if all(_field(s, k) == v for k, v in where.items())]
 
     def value(self, **where: Any) -> float:
@@ -250,7 +252,7 @@ class Results:
         ``robust_accuracy`` (NaN for a group that did not measure it).
         """
         metric, of = metric or self.metric, _quantity(of)
-        if isinstance(metric, str):
+        if isinstance(metric, str) and of in QUANTITIES:
             rows = self.rows(**where)
             stats = rows[0].of(of) if len(rows) == 1 else None
             return Estimate(stats[0][metric], stats[1][metric]) if stats else Estimate(math.nan, math.nan)
@@ -311,27 +313,28 @@ class Results:
 
 
 def _quantity(of: str) -> str:
-    """``of`` checked: one of the curves a summary holds (`QUANTITIES`)."""
-    if of not in QUANTITIES:
-        raise ValueError(f"of={of!r}: expected one of {', '.join(QUANTITIES)}")
+    """``of`` checked: one of the curves a summary or a decentralised group holds (`CURVES`)."""
+    if of not in CURVES:
+        raise ValueError(f"of={of!r}: expected one of {', '.join(CURVES)}")
     return of
 
 
 def _curves(group: Group, of: str) -> np.ndarray | None:
     """The group's [seeds, evaluations] ``of`` curve; None where it did not measure it (an ASR without a
-    targeted attack)."""
-    return group.accuracy if _quantity(of) == "accuracy" else getattr(group, of)
+    targeted attack, the nodes' accuracies of a server's run)."""
+    if _quantity(of) in NODE_ACCURACIES:
+        return group.nodes[of] if group.nodes else None
+    return group.accuracy if of == "accuracy" else getattr(group, of)
 
 
 def _field(summary: Summary, name: str) -> Any:
     return summary.group.identity.get(name)
 
 
-def _canonical(name: str, value: Any) -> Any:
-    """An aggregator or attack spec in the form run identities hold (`Plugin.identity`: the canonical form less
-    its neutral parameters, and less the parameters added since at their default); other values as they are."""
-    if name == "aggregator":
-        return aggregators.get(value).identity
-    if name == "attack":
-        return attacks.get(value).identity
+def canonical(name: str, value: Any) -> Any:
+    """A spec (aggregator, attack, topology, privacy, ...) in the form run identities hold (`Plugin.identity`: the
+    canonical form less its neutral parameters, and less the parameters added since at their default); other
+    values as they are."""
+    if name in PARTS and isinstance(value, str):
+        return PARTS[name](value).identity
     return value
