@@ -68,6 +68,13 @@ def _reason(status: str, holds: str, fails: str, undecided: str) -> str:
     return {HOLDS: holds, FAILS: fails}.get(status, undecided)
 
 
+def _points(status: str, bar: float) -> str:
+    """Why a difference decided against ``bar`` (a share) got its status."""
+    return _reason(status, f"{bar * 100:g} points or more beyond the 95% interval",
+                   f"less than {bar * 100:g} points beyond the 95% interval",
+                   f"the 95% interval reaches {bar * 100:g} points")
+
+
 def clipped_matches_gossip(results: Results) -> Verdict:
     gaps = {h: results.difference(_dumbbell(GOSSIP, h), _dumbbell(CLIPPED, h)) for h in ("iid", SORTED)}
     if any(math.isnan(g.mean) for g in gaps.values()):
@@ -104,10 +111,7 @@ def clipped_crosses_the_bridge(results: Results) -> Verdict:
              for rule in (CLIPPED, GM)}
     return Verdict(status, f"the worst node's accuracy, ClippedGossip minus the geometric median, seed by seed: "
                            f"{gap.text()} points (ClippedGossip {worst[CLIPPED]}%, geometric median {worst[GM]}%)",
-                   "each clique's average model: SCClip 71.4 and 72.6, GM 50.7 and 47.2", _reason(
-                       status, f"{APART * 100:g} points or more beyond the 95% interval",
-                       f"less than {APART * 100:g} points beyond the 95% interval",
-                       f"the 95% interval reaches {APART * 100:g} points"))
+                   "each clique's average model: SCClip 71.4 and 72.6, GM 50.7 and 47.2", _points(status, APART))
 
 
 def dissensus_grows_with_delta(results: Results) -> Verdict:
@@ -117,10 +121,8 @@ def dissensus_grows_with_delta(results: Results) -> Verdict:
     curve = ", ".join(f"{d / 4:g}: {results.estimate(**_bridge(d, DISSENSUS)).text()}%" for d in DELTAS)
     status = decide(drop, FALLS)
     return Verdict(status, f"delta_max 0 minus 0.25, seed by seed: {drop.text()} points (delta_max: accuracy, "
-                           f"{curve})", "a fall with delta_max (Fig. 5; its logs are not published)", _reason(
-                               status, f"{FALLS * 100:g} points or more beyond the 95% interval",
-                               f"less than {FALLS * 100:g} points beyond the 95% interval",
-                               f"the 95% interval reaches {FALLS * 100:g} points"))
+                           f"{curve})", "a fall with delta_max (Fig. 5; its logs are not published)",
+                   _points(status, FALLS))
 
 
 def _ring_bar(results: Results, ring: str, rule: str, attacks: dict[str, str], bar: float, above: bool,
