@@ -38,7 +38,8 @@ from simulator.report.load import Group
 from simulator.report.stats import QUANTITIES, Summary, mean_ci, per_seed
 
 __all__ = ["HOLDS", "FAILS", "UNDECIDED", "NOT_COMPARABLE", "SHOWN", "Verdict", "Claim", "Study", "Results",
-           "Estimate", "Tally", "NODE_ACCURACIES", "canonical", "decide", "within", "combine"]
+           "Estimate", "Tally", "NODE_ACCURACIES", "canonical", "decide", "within", "combine", "reason",
+           "missing"]
 
 HOLDS, FAILS, UNDECIDED, NOT_COMPARABLE = "holds", "does not hold", "undecided", "not comparable"
 SHOWN = ("final", "best")  # accuracies every claims table shows beside the study's own (a late collapse shows)
@@ -92,6 +93,16 @@ def within(estimate: Estimate, bar: float) -> str:
     """Whether a difference is within ``bar`` of zero either way: HOLDS when its whole interval is, FAILS when
     its whole interval lies beyond ``bar`` on one side, else UNDECIDED."""
     return combine([decide(estimate, -bar, above=True), decide(estimate, bar, above=False)])
+
+
+def reason(status: str, holds: str, fails: str, undecided: str) -> str:
+    """A verdict's reason: the sentence for its status (undecided's for anything but holds and fails)."""
+    return {HOLDS: holds, FAILS: fails}.get(status, undecided)
+
+
+def missing(what: str, paper: str = "") -> Verdict:
+    """The verdict of a claim whose runs are not in the table: ``what`` did not run."""
+    return Verdict(NOT_COMPARABLE, "missing runs", paper, f"{what} did not run")
 
 
 def combine(statuses: Iterable[str]) -> str:

@@ -12,8 +12,8 @@ import math
 from collections.abc import Iterable
 
 from simulator.studies.catalogue import register
-from simulator.studies.study import (FAILS, HOLDS, NOT_COMPARABLE, UNDECIDED, Claim, Estimate, Results, Study,
-                                     Verdict, combine, decide)
+from simulator.studies.study import (FAILS, HOLDS, NOT_COMPARABLE, UNDECIDED, Claim, Estimate, Results, Study, Verdict,
+                                     combine, decide, missing)
 
 RULES = ("average", "median", "krum", "trmean", "fltrust", "flame", "foolsgold", "nnm>cclip")
 BACKDOORS = ("badnets", "dba", "model-replacement", "neurotoxin")
@@ -59,16 +59,12 @@ def _named(statuses: dict[str, str], status: str) -> str:
     return ", ".join(k for k, s in statuses.items() if s == status)
 
 
-def _missing(what: str) -> Verdict:
-    return Verdict(NOT_COMPARABLE, "missing runs", NO_NUMBERS, f"{what} did not run")
-
-
 def backdoors_succeed_undefended(results: Results) -> Verdict:
     asr = {a: _asr(results, "average", a) for a in BACKDOORS}
     statuses = {a: decide(e, SUCCESS) for a, e in asr.items()}
     status = combine(statuses.values())
     if status == NOT_COMPARABLE:
-        return _missing("the average under each backdoor")
+        return missing("the average under each backdoor", NO_NUMBERS)
     return Verdict(status, "ASR against the average: " + "; ".join(f"{a} {e.text()}%" for a, e in asr.items()),
                    NO_NUMBERS, {HOLDS: f"every backdoor reaches {SUCCESS:.0%} beyond its 95% interval",
                                 FAILS: f"{_named(statuses, FAILS)} stays below {SUCCESS:.0%} beyond its interval"}.get(
@@ -78,7 +74,7 @@ def backdoors_succeed_undefended(results: Results) -> Verdict:
 def no_rule_resists_every_backdoor(results: Results) -> Verdict:
     rules = _ran(results, RULES)
     if not rules:
-        return _missing("no rule under a backdoor")
+        return missing("no rule under a backdoor", NO_NUMBERS)
     broken = {r: any_of(decide(_asr(results, r, a), RESISTED) for a in BACKDOORS) for r in rules}
     status = combine(broken.values())
     return Verdict(status, "each rule's highest ASR over the backdoors: " + "; ".join(_highest(results, r)
@@ -93,7 +89,7 @@ def no_rule_resists_every_backdoor(results: Results) -> Verdict:
 def named_defences_resist(results: Results) -> Verdict:
     rules = _ran(results, NAMED)
     if len(rules) < len(NAMED):
-        return _missing(f"{', '.join(NAMED)} under the backdoors")
+        return missing(f"{', '.join(NAMED)} under the backdoors", NO_NUMBERS)
     held = {r: combine(decide(_asr(results, r, a), RESISTED, above=False) for a in BACKDOORS) for r in rules}
     status = combine(held.values())
     return Verdict(status, "highest ASR over the backdoors: " + "; ".join(_highest(results, r) for r in rules),
@@ -112,7 +108,7 @@ def the_average_is_the_most_replaced(results: Results) -> Verdict:
     statuses = {r: decide(lead, 0.0) for r, lead in leads.items()}
     status = combine(statuses.values())
     if status == NOT_COMPARABLE:
-        return _missing("the average or another rule under model replacement")
+        return missing("the average or another rule under model replacement", NO_NUMBERS)
     return Verdict(status, f"ASR of the average under model replacement {_asr(results, 'average', attack).text()}%; "
                            "its lead over each rule, seed by seed, in points: "
                            + "; ".join(f"{r} {lead.text()}" for r, lead in leads.items()), NO_NUMBERS,
@@ -128,7 +124,7 @@ def flame_removes_the_backdoor(results: Results) -> Verdict:
     statuses = {a: decide(d, REMOVED) for a, d in drops.items()}
     status = combine(statuses.values())
     if status == NOT_COMPARABLE:
-        return _missing("the average or FLAME under BadNets and model replacement")
+        return missing("the average or FLAME under BadNets and model replacement", NO_NUMBERS)
     return Verdict(status, "ASR of the average minus FLAME's, seed by seed, in points: "
                            + "; ".join(f"{a} {d.text()} (FLAME {_asr(results, 'flame', a).text()}%)"
                                        for a, d in drops.items()), "FLAME \"removes backdoors effectively\"",
@@ -145,7 +141,7 @@ def robust_to_both_kinds(results: Results) -> Verdict:
     statuses = {f"{r} under {a}": decide(loss, KEPT, above=False) for (r, a), loss in losses.items()}
     status = combine(statuses.values())
     if status == NOT_COMPARABLE:
-        return _missing("the attack-free average, or FLTrust or FLAME under Fang's attacks,")
+        return missing("the attack-free average, or FLTrust or FLAME under Fang's attacks,", NO_NUMBERS)
     return Verdict(status, f"clean accuracy of the attack-free average ({results.estimate(**free).text()}%) minus "
                            "each rule's under attack, seed by seed, in points: "
                            + "; ".join(f"{r} under {a} {loss.text()}" for (r, a), loss in losses.items()),

@@ -14,8 +14,7 @@ from __future__ import annotations
 import math
 
 from simulator.studies.catalogue import register
-from simulator.studies.study import (FAILS, HOLDS, NOT_COMPARABLE, Claim, Estimate, Results, Study, Verdict,
-                                     combine, decide, within)
+from simulator.studies.study import (Claim, Estimate, Results, Study, Verdict, combine, decide, missing, reason, within)
 
 GOSSIP, CLIPPED, GM, MEDIAN, TM = "gossip", "clippedgossip(tau=1)", "geomed(max_iter=8)", "median", "trmean"
 RING_CLIPPED = "clippedgossip(tau=0.1)"  # their Fig. 6 runs scp0.1
@@ -60,17 +59,9 @@ def _ring(ring: str, rule: str, attack: str) -> dict:
     return {**RINGS[ring], "aggregator": rule, "attack": attack}
 
 
-def _missing(what: str) -> Verdict:
-    return Verdict(NOT_COMPARABLE, "missing runs", "", f"{what} did not run")
-
-
-def _reason(status: str, holds: str, fails: str, undecided: str) -> str:
-    return {HOLDS: holds, FAILS: fails}.get(status, undecided)
-
-
 def _points(status: str, bar: float) -> str:
     """Why a difference decided against ``bar`` (a share) got its status."""
-    return _reason(status, f"{bar * 100:g} points or more beyond the 95% interval",
+    return reason(status, f"{bar * 100:g} points or more beyond the 95% interval",
                    f"less than {bar * 100:g} points beyond the 95% interval",
                    f"the 95% interval reaches {bar * 100:g} points")
 
@@ -78,11 +69,11 @@ def _points(status: str, bar: float) -> str:
 def clipped_matches_gossip(results: Results) -> Verdict:
     gaps = {h: results.difference(_dumbbell(GOSSIP, h), _dumbbell(CLIPPED, h)) for h in ("iid", SORTED)}
     if any(math.isnan(g.mean) for g in gaps.values()):
-        return _missing("gossip or ClippedGossip on the dumbbell")
+        return missing("gossip or ClippedGossip on the dumbbell")
     status = combine(within(g, SAME) for g in gaps.values())
     return Verdict(status, f"gossip minus ClippedGossip, seed by seed: iid {gaps['iid'].text()}, split by clique "
                            f"{gaps[SORTED].text()} points",
-                   "iid 96.4 vs 96.4; split by clique 93.6 vs 93.8", _reason(
+                   "iid 96.4 vs 96.4; split by clique 93.6 vs 93.8", reason(
                        status, f"both within {SAME * 100:g} point beyond their 95% intervals",
                        f"a gap of {SAME * 100:g} point or more beyond its 95% interval",
                        f"a 95% interval reaches {SAME * 100:g} point"))
@@ -92,11 +83,11 @@ def robust_rules_lose_on_sorted_data(results: Results) -> Verdict:
     losses = {name: results.difference(_dumbbell(GOSSIP, SORTED), _dumbbell(rule, SORTED))
               for name, rule in (("geometric median", GM), ("median", MEDIAN))}
     if any(math.isnan(loss.mean) for loss in losses.values()):
-        return _missing("a rule on the dumbbell split by clique")
+        return missing("a rule on the dumbbell split by clique")
     status = combine(decide(loss, BELOW) for loss in losses.values())
     return Verdict(status, "gossip minus each rule, seed by seed: " + "; ".join(
         f"{name} {loss.text()} points" for name, loss in losses.items()),
-        "GM 88.6, TM 86.9 against gossip's 93.6", _reason(
+        "GM 88.6, TM 86.9 against gossip's 93.6", reason(
             status, f"each {BELOW * 100:g} points or more below beyond its 95% interval",
             f"a rule less than {BELOW * 100:g} points below beyond its 95% interval",
             f"a 95% interval reaches {BELOW * 100:g} points"))
@@ -105,7 +96,7 @@ def robust_rules_lose_on_sorted_data(results: Results) -> Verdict:
 def clipped_crosses_the_bridge(results: Results) -> Verdict:
     gap = results.difference(_dumbbell(CLIPPED, SORTED), _dumbbell(GM, SORTED), of="worst_node_accuracy")
     if math.isnan(gap.mean):
-        return _missing("ClippedGossip or the geometric median on the dumbbell split by clique")
+        return missing("ClippedGossip or the geometric median on the dumbbell split by clique")
     status = decide(gap, APART)
     worst = {rule: results.estimate(of="worst_node_accuracy", **_dumbbell(rule, SORTED)).text()
              for rule in (CLIPPED, GM)}
@@ -117,7 +108,7 @@ def clipped_crosses_the_bridge(results: Results) -> Verdict:
 def dissensus_grows_with_delta(results: Results) -> Verdict:
     drop = results.difference(_bridge(0, DISSENSUS), _bridge(1, DISSENSUS))
     if math.isnan(drop.mean):
-        return _missing("ClippedGossip on the bridge under dissensus at delta 0 or 1")
+        return missing("ClippedGossip on the bridge under dissensus at delta 0 or 1")
     curve = ", ".join(f"{d / 4:g}: {results.estimate(**_bridge(d, DISSENSUS)).text()}%" for d in DELTAS)
     status = decide(drop, FALLS)
     return Verdict(status, f"delta_max 0 minus 0.25, seed by seed: {drop.text()} points (delta_max: accuracy, "
@@ -129,14 +120,14 @@ def _ring_bar(results: Results, ring: str, rule: str, attacks: dict[str, str], b
               words: tuple[str, str, str]) -> Verdict:
     values = {name: results.estimate(**_ring(ring, rule, attack)) for name, attack in attacks.items()}
     if any(math.isnan(v.mean) for v in values.values()):
-        return _missing(f"{rule} in the ring with {ring}")
+        return missing(f"{rule} in the ring with {ring}")
     statuses = {name: decide(v, bar, above) for name, v in values.items()}
     status = combine(statuses.values())
     named = ", ".join(name for name, s in statuses.items() if s == status)
     label = "ClippedGossip (tau 0.1)" if rule == RING_CLIPPED else rule
     paper = "; ".join(f"{n} {PAPER_RING[(ring, rule, n)]:.1f}" for n in attacks if (ring, rule, n) in PAPER_RING)
     return Verdict(status, f"{label}, {ring}: " + "; ".join(f"{n} {v.text()}%" for n, v in values.items()),
-                   paper or "not run", _reason(status, words[0], words[1].format(named), words[2].format(named)))
+                   paper or "not run", reason(status, words[0], words[1].format(named), words[2].format(named)))
 
 
 def clipped_holds_in_the_rings(results: Results) -> Verdict:

@@ -13,7 +13,7 @@ import math
 
 from simulator.studies.catalogue import register
 from simulator.studies.study import (FAILS, HOLDS, NOT_COMPARABLE, Claim, Estimate, Results, Study, Tally, Verdict,
-                                     decide)
+                                     decide, missing)
 
 BATCHES = (10, 25, 50, 100, 250, 500)
 NOISE = {0.1: 105.976, 0.2: 52.988, 0.5: 21.195}  # per-step epsilon -> dpsgd's sigma (guerraoui2021.toml)
@@ -49,7 +49,7 @@ def _tallied(tally: Tally, share: float, ours: str, condition: str) -> Verdict:
 def resilience_alone(results: Results) -> Verdict:
     cases = {(b, a): results.difference(_free(b, None), _mda(b, None, a)) for b in BATCHES for a in ATTACKS}
     if any(math.isnan(c.mean) for c in cases.values()):
-        return Verdict(NOT_COMPARABLE, "missing runs", NOT_READ, "a noiseless cell did not run")
+        return missing("a noiseless cell", NOT_READ)
     statuses = {key: decide(loss, CLOSE, above=False) for key, loss in cases.items()}
     worst = max(cases, key=lambda key: cases[key].mean)
     tally = Tally.count(statuses.values())
@@ -63,7 +63,7 @@ def privacy_alone(results: Results) -> Verdict:
     top = BATCHES[-1]
     losses = {eps: results.difference(_free(top, None), _free(top, eps)) for eps in NOISE}
     if any(math.isnan(loss.mean) for loss in losses.values()):
-        return Verdict(NOT_COMPARABLE, "missing runs", NOT_READ, "an attack-free cell at batch 500 did not run")
+        return missing("an attack-free cell at batch 500", NOT_READ)
     tally = Tally.count(decide(loss, CLOSE, above=False) for loss in losses.values())
     verdict = _tallied(tally, 1.0, f"epsilons at which the noisy average at batch {top} loses less than "
                                    f"{CLOSE * 100:g} points", f"keep it within {CLOSE * 100:g} points")
@@ -90,7 +90,7 @@ def larger_batches_help(results: Results) -> Verdict:
     gains = {(eps, a): results.difference(_mda(BATCHES[-1], eps, a), _mda(BATCHES[0], eps, a))
              for eps in NOISE for a in ATTACKS}
     if any(math.isnan(g.mean) for g in gains.values()):
-        return Verdict(NOT_COMPARABLE, "missing runs", NOT_READ, "a noisy MDA cell at batch 10 or 500 did not run")
+        return missing("a noisy MDA cell at batch 10 or 500", NOT_READ)
     verdict = _tallied(Tally.count(decide(g, GAINS) for g in gains.values()), 1.0,
                        f"noisy settings (epsilon x attack) where MDA at batch {BATCHES[-1]} ends {GAINS * 100:g} "
                        f"points or more above batch {BATCHES[0]}", f"gain {GAINS * 100:g} points")

@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from simulator.studies.catalogue import register
-from simulator.studies.study import (FAILS, HOLDS, NOT_COMPARABLE, UNDECIDED, Claim, Estimate, Results, Study,
-                                     Verdict, combine, decide, within)
+from simulator.studies.study import (FAILS, HOLDS, NOT_COMPARABLE, UNDECIDED, Claim, Estimate, Results, Study, Verdict,
+                                     combine, decide, missing, within)
 
 ATTACK = "gaussian(std=200)"
 CHANCE, CLOSE = 0.20, 0.05  # "does not converge": at most 20% accuracy; "alike": within 5 points either way
@@ -53,15 +53,11 @@ def _reason(statuses: Mapping[int, str], holds: str, fails: str, undecided: str)
     return {HOLDS: holds, FAILS: f"{fails} (f = {fs})", UNDECIDED: f"{undecided} (f = {fs})"}.get(status, "")
 
 
-def _missing(what: str) -> Verdict:
-    return Verdict(NOT_COMPARABLE, "missing runs", "", f"{what} did not run")
-
-
 def krum_is_unmoved(results: Results) -> Verdict:
     shifts, statuses, status = _per_f(results, lambda f: results.difference(_hit("krum", f), _free("krum")),
                                       lambda e: within(e, CLOSE))
     if status == NOT_COMPARABLE:
-        return _missing("krum with and without attack")
+        return missing("krum with and without attack")
     return Verdict(
         status,
         f"krum under attack minus krum without, in points: {_listed(shifts)} (krum without attack: "
@@ -77,7 +73,7 @@ def averaging_fails(results: Results) -> Verdict:
     ends, statuses, status = _per_f(results, lambda f: results.estimate(**_hit("average", f)),
                                     lambda e: decide(e, CHANCE, above=False))
     if status == NOT_COMPARABLE:
-        return _missing("the average")
+        return missing("the average")
     return Verdict(
         status,
         f"the average under attack: {_listed(ends, '%')} (without attack: "
@@ -92,7 +88,7 @@ def cost_of_resilience(results: Results) -> Verdict:
     gaps, statuses, status = _per_f(results, lambda f: results.difference(_free("average"), _hit("krum", f)),
                                     lambda e: decide(e, CLOSE, above=False))
     if status == NOT_COMPARABLE:
-        return _missing("krum under attack, or the average without")
+        return missing("krum under attack, or the average without")
     return Verdict(
         status,
         f"the attack-free average minus krum under attack, in points: {_listed(gaps)}",
@@ -109,7 +105,7 @@ def multikrum_is_faster(results: Results) -> Verdict:
         results, lambda f: results.difference(_hit("multikrum", f), _hit("krum", f), metric=_early),
         lambda e: decide(e, 0.0))
     if status == NOT_COMPARABLE:
-        return _missing("krum or multikrum under attack")
+        return missing("krum or multikrum under attack")
     return Verdict(
         status,
         f"multikrum minus krum, mean accuracy over the first half of training, in points: {_listed(leads)}",
@@ -122,7 +118,7 @@ def multikrum_tracks_the_average(results: Results) -> Verdict:
     shifts, statuses, status = _per_f(results, lambda f: results.difference(_hit("multikrum", f), _free("average")),
                                       lambda e: within(e, CLOSE))
     if status == NOT_COMPARABLE:
-        return _missing("multikrum under attack, or the average without")
+        return missing("multikrum under attack, or the average without")
     return Verdict(
         status,
         f"multikrum under attack minus the attack-free average, in points: {_listed(shifts)}",

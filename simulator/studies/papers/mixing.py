@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from simulator.studies.catalogue import register
-from simulator.studies.study import (FAILS, HOLDS, NOT_COMPARABLE, Claim, Estimate, Results, Study, Verdict, combine,
-                                     decide, within)
+from simulator.studies.study import (NOT_COMPARABLE, Claim, Estimate, Results, Study, Verdict, combine, decide,
+                                     reason, within)
 
 RULES = {"CWTM": "trmean", "CWMed": "median", "Krum": "krum", "GM": "geomed"}
 ATTACKS = {"ALIE": "alie", "FOE": "ipm", "SF": "signflip", "LF": "labelflip", "mimic": "mimic(heuristic=variance)"}
@@ -75,10 +75,6 @@ def _gains(results: Results, heterogeneity: str, top: Callable[[str], str], top_
     return gains, "; ".join(parts)
 
 
-def _reason(status: str, holds: str, fails: str, undecided: str) -> str:
-    return {HOLDS: holds, FAILS: fails}.get(status, undecided)
-
-
 def heterogeneity_breaks_the_rules(results: Results) -> Verdict:
     free = attack_free(SORTED)
     losses, parts = {}, []
@@ -92,7 +88,7 @@ def heterogeneity_breaks_the_rules(results: Results) -> Verdict:
                        "the attack-free average or the rules alone did not run on label-sorted data")
     status = combine([decide(loss, LOST) for loss in losses.values()])
     ours = f"attack-free {results.estimate(**free).text()}; " + "; ".join(parts)
-    return Verdict(status, ours, NO_NUMBERS, _reason(
+    return Verdict(status, ours, NO_NUMBERS, reason(
         status, f"every rule's worst case is more than {100 * LOST:g} points below the attack-free average",
         f"some rule's worst case is less than {100 * LOST:g} points below the attack-free average",
         f"some rule's loss is within its 95% interval of {100 * LOST:g} points"))
@@ -106,7 +102,7 @@ def _ahead(results: Results, other: Callable[[str], str], other_label: str, miss
     if not gains:
         return Verdict(NOT_COMPARABLE, "missing runs", NO_NUMBERS, missing)
     status = combine([decide(gain, 0.0) for gain in gains.values()])
-    return Verdict(status, ours, NO_NUMBERS, _reason(status, *texts))
+    return Verdict(status, ours, NO_NUMBERS, reason(status, *texts))
 
 
 def nnm_recovers(results: Results) -> Verdict:
@@ -129,7 +125,7 @@ def nnm_changes_little_on_iid(results: Results) -> Verdict:
     if not gains:
         return Verdict(NOT_COMPARABLE, "missing runs", NO_NUMBERS, "no rule ran both alone and with NNM on iid data")
     status = combine([within(gain, SMALL) for gain in gains.values()])
-    return Verdict(status, ours, NO_NUMBERS, _reason(
+    return Verdict(status, ours, NO_NUMBERS, reason(
         status, f"with NNM every rule's iid worst case moves by less than {100 * SMALL:g} points, beyond its interval",
         f"with NNM some rule's iid worst case moves by more than {100 * SMALL:g} points, beyond its interval",
         f"some rule's iid change with NNM is within its 95% interval of {100 * SMALL:g} points"))

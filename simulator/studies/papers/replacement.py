@@ -12,8 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from simulator.studies.catalogue import register
-from simulator.studies.study import (FAILS, HOLDS, NOT_COMPARABLE, Claim, Results, Study, Verdict, combine,
-                                     decide)
+from simulator.studies.study import (FAILS, HOLDS, Claim, Results, Study, Verdict, combine, decide, missing)
 
 SHOT, LATER = 100, 10  # the attacked round (the grid's begin); the rounds after it at which the backdoor must last
 SCALED = f"model-replacement(begin={SHOT},end={SHOT + 1})"
@@ -34,14 +33,10 @@ def _after_shot(results: Results, attack: str) -> Callable[[np.ndarray], np.ndar
     return lambda curves: curves[:, at[0]] if at.size else np.full(curves.shape[0], np.nan)
 
 
-def _missing(what: str) -> Verdict:
-    return Verdict(NOT_COMPARABLE, "missing runs", "", f"{what} did not run")
-
-
 def replaced_at_once(results: Results) -> Verdict:
     asr = results.asr_after(0, attack=SCALED)
     if np.isnan(asr.mean):
-        return _missing("the scaled shot")
+        return missing("the scaled shot")
     status = decide(asr, HIGH)
     return Verdict(status, f"ASR at the evaluation right after the scaled shot: {asr.text()}%", PAPER_AT_ONCE,
                    {HOLDS: f"above {HIGH:.0%} beyond its 95% interval",
@@ -52,7 +47,7 @@ def replaced_at_once(results: Results) -> Verdict:
 def lasts(results: Results) -> Verdict:
     asr, first = results.asr_after(LATER, attack=SCALED), results.asr_after(0, attack=SCALED)
     if np.isnan(asr.mean):
-        return _missing(f"the scaled shot, evaluated {LATER} rounds after it,")
+        return missing(f"the scaled shot, evaluated {LATER} rounds after it,")
     status = decide(asr, HALF)
     return Verdict(status, f"ASR {LATER} rounds after the scaled shot: {asr.text()}% (right after it: "
                            f"{first.text()}%)",
@@ -66,7 +61,7 @@ def unscaled_stays_low(results: Results) -> Verdict:
     plain = results.asr_after(0, attack=UNSCALED)
     gap = results.difference({"attack": SCALED}, {"attack": UNSCALED}, _after_shot(results, SCALED), of="asr")
     if np.isnan(plain.mean) or np.isnan(gap.mean):
-        return _missing("the scaled or the unscaled shot")
+        return missing("the scaled or the unscaled shot")
     low, apart = decide(plain, LOW, above=False), decide(gap, GAP)
     status = combine([low, apart])
     reason = {HOLDS: f"the unscaled shot stays below {LOW:.0%} and the scaled one is {GAP * 100:g} points or more "
@@ -84,7 +79,7 @@ def clean_accuracy_kept(results: Results) -> Verdict:
     loss = results.difference({"attack": FREE}, {"attack": SCALED}, _after_shot(results, SCALED))
     end = results.difference({"attack": FREE}, {"attack": SCALED})
     if np.isnan(loss.mean):
-        return _missing("the scaled shot or the attack-free run")
+        return missing("the scaled shot or the attack-free run")
     status = decide(loss, KEPT, above=False)
     free = results.estimate(_after_shot(results, FREE), attack=FREE)
     return Verdict(status, f"clean accuracy lost to the scaled shot, right after it: {loss.text()} points (at the "

@@ -9,8 +9,7 @@ from __future__ import annotations
 import math
 
 from simulator.studies.catalogue import register
-from simulator.studies.study import (FAILS, HOLDS, NOT_COMPARABLE, Claim, Results, Study, Verdict, combine,
-                                     decide)
+from simulator.studies.study import (Claim, Results, Study, Verdict, combine, decide, missing, reason)
 
 ATTACK, FREE = "model-replacement", "none"
 UNDEFENDED = "average"
@@ -27,20 +26,12 @@ def _hit(rule: str) -> dict:
     return {"aggregator": rule, "attack": ATTACK}
 
 
-def _status_reason(status: str, holds: str, fails: str, undecided: str) -> str:
-    return {HOLDS: holds, FAILS: fails}.get(status, undecided)
-
-
-def _missing(what: str) -> Verdict:
-    return Verdict(NOT_COMPARABLE, "missing runs", NOT_READ, f"{what} did not run")
-
-
 def undefended_backdoor_works(results: Results) -> Verdict:
     asr = results.estimate(of="asr", **_hit(UNDEFENDED))
     if math.isnan(asr.mean):
-        return _missing("the undefended average under the attack")
+        return missing("the undefended average under the attack", NOT_READ)
     status = decide(asr, HIGH)
-    return Verdict(status, f"ASR of the undefended average: {asr.text()}%", NOT_READ, _status_reason(
+    return Verdict(status, f"ASR of the undefended average: {asr.text()}%", NOT_READ, reason(
         status, f"above {HIGH:.0%} beyond its 95% interval", f"below {HIGH:.0%} beyond its 95% interval",
         f"the 95% interval reaches {HIGH:.0%}"))
 
@@ -48,11 +39,11 @@ def undefended_backdoor_works(results: Results) -> Verdict:
 def clipping_lowers_the_asr(results: Results) -> Verdict:
     drop = results.difference(_hit(UNDEFENDED), _hit(CLIP), of="asr")
     if math.isnan(drop.mean):
-        return _missing("the average or norm clipping under the attack")
+        return missing("the average or norm clipping under the attack", NOT_READ)
     status = decide(drop, LOWER)
     return Verdict(status, f"ASR of the average minus that of norm clipping, seed by seed: {drop.text()} points "
                            f"(norm clipping: {results.estimate(of='asr', **_hit(CLIP)).text()}%)", NOT_READ,
-                   _status_reason(status, f"{LOWER * 100:g} points or more lower beyond the 95% interval",
+                   reason(status, f"{LOWER * 100:g} points or more lower beyond the 95% interval",
                                   f"less than {LOWER * 100:g} points lower beyond the 95% interval",
                                   f"the 95% interval reaches {LOWER * 100:g} points"))
 
@@ -60,11 +51,11 @@ def clipping_lowers_the_asr(results: Results) -> Verdict:
 def weak_dp_lowers_it_further(results: Results) -> Verdict:
     drop = results.difference(_hit(CLIP), _hit(WEAK_DP), of="asr")
     if math.isnan(drop.mean):
-        return _missing("norm clipping or weak DP under the attack")
+        return missing("norm clipping or weak DP under the attack", NOT_READ)
     status = decide(drop, 0.0)
     return Verdict(status, f"ASR of norm clipping minus that of weak DP (the same bound plus noise), seed by seed: "
                            f"{drop.text()} points (weak DP: {results.estimate(of='asr', **_hit(WEAK_DP)).text()}%)",
-                   NOT_READ, _status_reason(status, "weak DP is lower beyond the 95% interval",
+                   NOT_READ, reason(status, "weak DP is lower beyond the 95% interval",
                                             "weak DP is higher beyond the 95% interval",
                                             "the 95% interval of the difference reaches 0"))
 
@@ -73,14 +64,14 @@ def main_task_kept(results: Results) -> Verdict:
     free = {"aggregator": UNDEFENDED, "attack": FREE}
     losses = {name: results.difference(free, _hit(rule)) for name, rule in DEFENCES.items()}
     if any(math.isnan(loss.mean) for loss in losses.values()):
-        return _missing("the attack-free average, or a defence under the attack,")
+        return missing("the attack-free average, or a defence under the attack,", NOT_READ)
     statuses = {name: decide(loss, KEPT, above=False) for name, loss in losses.items()}
     status = combine(statuses.values())
     named = ", ".join(name for name, s in statuses.items() if s == status)
     ours = "; ".join(f"{name} {loss.text()}" for name, loss in losses.items())
     return Verdict(status, f"clean accuracy of the attack-free average minus each defence's under the attack, seed "
                            f"by seed, in points: {ours} (attack-free: "
-                           f"{results.estimate(**free).text()}%)", NOT_READ, _status_reason(
+                           f"{results.estimate(**free).text()}%)", NOT_READ, reason(
                                status, f"each defence loses less than {KEPT * 100:g} points beyond its 95% interval",
                                f"{named} loses {KEPT * 100:g} points or more beyond its 95% interval",
                                f"the 95% interval of {named} reaches {KEPT * 100:g} points"))
