@@ -38,20 +38,21 @@ def finished_run():
 
 @pytest.fixture
 def killed_at(monkeypatch):
-    """``killed_at(config, step)``: run ``config`` until it is killed on reaching ``step`` (after its checkpoints)."""
+    """``killed_at(config, step)``: run ``config`` until it is killed on reaching ``step`` (after its checkpoints);
+    ``simulation``, the class whose step dies (a subclass that has its own, the decentralised one)."""
     from simulator import run
     from simulator.core.simulation import Simulation
 
-    def kill(config: Config, step: int) -> None:
-        original = Simulation.step
+    def kill(config: Config, step: int, simulation: type = Simulation) -> None:
+        original = simulation.step
 
         def dying(self):
             if self.t == step:
                 raise RuntimeError("killed")
             return original(self)
 
-        monkeypatch.setattr(Simulation, "step", dying)
+        monkeypatch.setattr(simulation, "step", dying)
         with pytest.raises(RuntimeError, match="killed"):
             run(config, progress=False)
-        monkeypatch.setattr(Simulation, "step", original)
+        monkeypatch.setattr(simulation, "step", original)
     return kill

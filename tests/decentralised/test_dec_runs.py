@@ -30,21 +30,6 @@ def small(tmp_path):
     return make
 
 
-def kill(monkeypatch, config, step):
-    """Run ``config`` until it dies on reaching round ``step`` (after its checkpoints)."""
-    original = Decentralised.step
-
-    def dying(self):
-        if self.t == step:
-            raise RuntimeError("killed")
-        return original(self)
-
-    monkeypatch.setattr(Decentralised, "step", dying)
-    with pytest.raises(RuntimeError, match="killed"):
-        run(config, progress=False)
-    monkeypatch.setattr(Decentralised, "step", original)
-
-
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_gossip_on_the_complete_graph_is_the_servers_average(small, tmp_path, momentum):
     """No Byzantine node, W = J/n: every node stays at the server's model, to float tolerance."""
@@ -91,10 +76,10 @@ def test_same_config_same_seed_is_bit_identical(small, tmp_path):
     dict(aggregator="csplus", attack="ipm(begin=3,every=2)", topology="erdos-renyi(p=0.6,redraw=true)"),
     dict(aggregator="cclip(tau=1)", attack="signflip", topology="complete"),  # one centre per node
 ])
-def test_a_killed_run_resumes_to_the_same_result(small, tmp_path, monkeypatch, changes):
+def test_a_killed_run_resumes_to_the_same_result(small, tmp_path, killed_at, changes):
     config = small(**changes)
     reference = run(Config(**{**config.to_dict(), "output": str(tmp_path / "reference")}), progress=False)
-    kill(monkeypatch, config, 13)
+    killed_at(config, 13, Decentralised)
     assert not (config.folder() / SUMMARY).exists()
     assert torch.load(config.folder() / CHECKPOINT, weights_only=False)["t"] == 10
     resumed = run(config, progress=False)
