@@ -75,6 +75,10 @@ class Estimate:
         mean = mean[1:] if mean.startswith("-") and not mean.strip("-0.") else mean  # no "-0.0"
         return mean if math.isnan(self.half) else f"{mean} ± {scale * self.half:.{digits}f}"
 
+    def cell(self, missing: str = "-") -> str:
+        """The mean alone, in percent to one decimal, for a table's cell; ``missing`` when unknown."""
+        return missing if math.isnan(self.mean) else f"{100 * self.mean:.1f}"
+
 
 def decide(estimate: Estimate, bar: float, above: bool = True) -> str:
     """HOLDS when the estimate clears ``bar`` (is above it, or below with ``above=False``) beyond its interval,

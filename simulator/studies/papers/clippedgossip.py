@@ -159,16 +159,12 @@ def _joined(verdicts: list[Verdict]) -> Verdict:
                    "; ".join(v.reason for v in verdicts if v.status == status))
 
 
-def _shown(estimate: Estimate, missing: str = "-") -> str:
-    return missing if math.isnan(estimate.mean) else f"{100 * estimate.mean:.1f}"
-
-
 def beside_the_paper(results: Results) -> list[dict[str, str]]:
     """Every cell of the authors' logs beside ours (final accuracy, mean over seeds, in %)."""
     def row(figure: str, setting: str, rule: str, attack: str, ours: Estimate, paper: float | str,
             missing: str = "-") -> dict[str, str]:
         return {"figure": figure, "setting": setting, "rule": rule, "attack": attack,
-                "ours": _shown(ours, missing), "paper": paper if isinstance(paper, str) else f"{paper:.1f}"}
+                "ours": ours.cell(missing), "paper": paper if isinstance(paper, str) else f"{paper:.1f}"}
 
     rows = []
     for (h, rule), paper in PAPER_DUMBBELL.items():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from simulator.studies.catalogue import register
-from simulator.studies.study import (FAILS, HOLDS, NOT_COMPARABLE, Claim, Estimate, Results, Study, Tally, Verdict,
+from simulator.studies.study import (FAILS, HOLDS, NOT_COMPARABLE, Claim, Results, Study, Tally, Verdict,
                                      decide, missing)
 
 BATCHES = (10, 25, 50, 100, 250, 500)
@@ -98,10 +98,6 @@ def larger_batches_help(results: Results) -> Verdict:
     return Verdict(verdict.status, f"{verdict.ours} ({shown} points)", NOT_READ, verdict.reason)
 
 
-def _shown(estimate: Estimate) -> str:
-    return "-" if math.isnan(estimate.mean) else f"{100 * estimate.mean:.1f}"
-
-
 def accuracy_grid(results: Results) -> list[dict[str, str]]:
     """Every cell of the grid: final accuracy (mean over seeds, in %) by batch size, epsilon and rule."""
     rows = []
@@ -109,7 +105,7 @@ def accuracy_grid(results: Results) -> list[dict[str, str]]:
         for name, cell in (("average, no attack", lambda b: _free(b, eps)),
                            *((f"MDA, {a}", lambda b, a=a: _mda(b, eps, a)) for a in ATTACKS)):
             row = {"epsilon": "none" if eps is None else f"{eps:g}", "rule": name}
-            row.update({f"b={b}": _shown(results.estimate(**cell(b))) for b in BATCHES})
+            row.update({f"b={b}": results.estimate(**cell(b)).cell() for b in BATCHES})
             rows.append(row)
     return rows
 
